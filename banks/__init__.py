@@ -1,0 +1,1 @@
+"""Built-in question banks (TOML data files); `qbank list` shows them."""

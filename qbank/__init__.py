@@ -1,0 +1,46 @@
+"""qbank: typed question banks → verified quiz variants → Moodle, Anki, Markdown, JSON.
+
+The Python API, for notebooks and scripts (the `qbank` command is a thin layer over it)::
+
+    import qbank
+    bank = qbank.load_bank("gru_mastery")            # a built-in id, a path, or a dict
+    result = qbank.generate(bank, variants=10, seed=7)
+    qbank.export(result, ["json", "moodle"], "out/")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from qbank.errors import BankError, QbankError
+from qbank.exporting import formats, render_all, write_files
+from qbank.generate import Failure, Generation, generate
+from qbank.loader import builtin_banks, load_bank
+from qbank.models import Bank, Question
+from qbank.variant import BankInfo, Choice, Variant
+
+__all__ = [
+    "Bank",
+    "BankError",
+    "BankInfo",
+    "Choice",
+    "Failure",
+    "Generation",
+    "QbankError",
+    "Question",
+    "Variant",
+    "builtin_banks",
+    "export",
+    "formats",
+    "generate",
+    "load_bank",
+]
+
+__version__ = "0.1.0"
+
+
+def export(result: Generation, names: Sequence[str], out: str | Path) -> list[Path]:
+    """Render `result` in every named format, then write all files atomically into `out`."""
+    files = render_all(list(names), BankInfo.of(result.bank), result.variants, result.seed)
+    return write_files(Path(out), files)

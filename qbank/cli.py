@@ -1,0 +1,163 @@
+"""The `qbank` command: a thin layer over the Python API.
+
+Exit codes: 0 success; 1 the input was wrong (bad bank, failed variants, failed check); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from qbank import __version__
+from qbank.errors import QbankError
+from qbank.exporting import formats, render_all, write_files
+from qbank.generate import generate
+from qbank.loader import builtin_banks, load_bank
+from qbank.models import Bank
+from qbank.progress import Progress
+from qbank.variant import BankInfo
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value
+
+
+def _format_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = formats()
+    if names == ["all"]:
+        return list(known)
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(known)} or all"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qbank", description="Typed question banks into verified quiz variants (answers computed with torch)."
+    )
+    parser.add_argument("--version", action="version", version=f"qbank {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("list", help="list the built-in banks")
+    commands.add_parser("formats", help="list the export formats")
+    commands.add_parser("schema", help="print the JSON Schema of the bank format")
+
+    validate = commands.add_parser("validate", help="check bank files without running any code")
+    validate.add_argument("banks", nargs="+", metavar="BANK", help="a bank file or built-in id")
+
+    def add_run_options(sub: argparse.ArgumentParser, variants: int) -> None:
+        sub.add_argument("bank", metavar="BANK", help="a bank file or built-in id")
+        sub.add_argument("--variants", "-n", type=_positive, default=variants, help=f"per question (default {variants})")
+        sub.add_argument("--seed", "-s", type=_seed, default=0, help="the seed (default 0)")
+        sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
+
+    gen = commands.add_parser("generate", help="make variants and export them")
+    add_run_options(gen, 1)
+    gen.add_argument("--format", "-f", type=_format_list, default=["json"], help="comma-separated, or all")
+    gen.add_argument("--out", "-o", type=Path, required=True, help="output folder (made if missing)")
+    gen.add_argument("--strict", action="store_true",
+                     help="fail when a question allows fewer distinct variants than asked")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except QbankError as exc:
+        print(f"qbank: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nqbank: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "list":
+        for bank_id, path in builtin_banks().items():
+            bank = load_bank(path)
+            print(f"{bank_id:<24} {len(bank.questions):>3} questions  {bank.title}")
+        return 0
+    if command == "formats":
+        for name, cls in formats().items():
+            print(f"{name:<10} {cls.description}")
+        return 0
+    if command == "schema":
+        print(json.dumps(Bank.model_json_schema(by_alias=True), indent=2))
+        return 0
+    if command == "validate":
+        return _validate(args.banks)
+    if command == "generate":
+        return _generate(args)
+    raise AssertionError(command)
+
+
+def _validate(names: list[str]) -> int:
+    failed = 0
+    for name in names:
+        try:
+            bank = load_bank(name)
+        except QbankError as exc:
+            print(f"qbank: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"ok: {name} ({bank.id}: {len(bank.questions)} questions)")
+    return 1 if failed else 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    bank = load_bank(args.bank)
+    progress = Progress("running code")
+    try:
+        result = generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress)
+    finally:
+        progress.close()
+    for notice in result.notices:
+        print(f"qbank: note: {notice}", file=sys.stderr)
+    if args.strict and result.notices:
+        raise QbankError("--strict: some questions allow fewer distinct variants than asked; nothing was written")
+    for failure in result.failures:
+        print(f"qbank: variant failed: {failure}", file=sys.stderr)
+    if not result.variants:
+        raise QbankError(f"no variant of bank '{bank.id}' could be made; nothing was written")
+    files = render_all(args.format, BankInfo.of(bank), result.variants, args.seed)
+    written = write_files(args.out, files)
+    print(
+        f"{len(result.variants)} variants of {len(bank.questions)} questions "
+        f"({result.runs} snippets run, {result.cache_hits} reused) → "
+        + ", ".join(str(path) for path in written)
+    )
+    if result.failures:
+        print(f"qbank: error: {len(result.failures)} variant(s) failed (listed above); the others were exported",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

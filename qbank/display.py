@@ -1,0 +1,114 @@
+"""How outcomes are shown to a learner, compared with each other, and varied into near misses."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+_SIZE = re.compile(r"^torch\.Size\(\[([\d,\s]*)\]\)$")
+
+
+def code_span(text: str) -> str:
+    """Markdown inline code holding `text` exactly, whatever backticks it contains."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def code_block(text: str, language: str = "") -> str:
+    """A fenced Markdown code block holding `text` exactly."""
+    longest = max((len(run) for run in re.findall(r"^`{3,}", text, flags=re.M)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text.rstrip(chr(10))}\n{fence}"
+
+
+def as_code(text: str) -> str:
+    return code_block(text) if "\n" in text else code_span(text)
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """A value as Python would write it, floats to `digits` significant digits."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        text = format(value, f".{max(1, digits)}g")
+        return text if any(c in text for c in ".en") else text + ".0"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(item, digits) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {format_value(v, digits)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+NO_ERROR = "No error: the code runs to the end."
+
+
+def error_text(error: dict[str, str] | None) -> str:
+    """Plain text of an error outcome: `Type: first line of the message`, or that none was raised."""
+    if error is None:
+        return NO_ERROR
+    first = error["message"].strip().splitlines()[0] if error["message"].strip() else ""
+    return f"{error['type']}: {first}" if first else error["type"]
+
+
+def shape_of(text: str) -> list[int] | None:
+    match = _SIZE.match(text.strip())
+    if not match:
+        return None
+    inner = match.group(1).strip()
+    return [int(part) for part in inner.split(",") if part.strip()] if inner else []
+
+
+def size_text(dims: list[int]) -> str:
+    return f"torch.Size([{', '.join(map(str, dims))}])"
+
+
+def spellings(plain: str, value: Any = None) -> list[str]:
+    """Ways a learner may rightly type an answer: a shape as torch.Size([2, 3]), (2, 3) or [2, 3]."""
+    dims = shape_of(plain)
+    if dims is None and isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                         for v in value):
+        dims = list(value)
+    found = [plain]
+    if dims is not None:
+        inner = ", ".join(map(str, dims))
+        tuple_text = f"({inner},)" if len(dims) == 1 else f"({inner})"
+        found += [size_text(dims), tuple_text, f"[{inner}]"]
+    return list(dict.fromkeys(found))
+
+
+def _shape_misses(dims: list[int]) -> list[list[int]]:
+    misses: list[list[int]] = []
+    for i in range(len(dims) - 1):
+        swapped = list(dims)
+        swapped[i], swapped[i + 1] = swapped[i + 1], swapped[i]
+        misses.append(swapped)
+    if dims:
+        misses.append([*dims[:-1], dims[-1] * 2])
+        if dims[-1] % 2 == 0:
+            misses.append([*dims[:-1], dims[-1] // 2])
+        misses.append(dims[1:])
+        misses.append([1, *dims])
+        misses.append([*dims[:-1], dims[-1] + 1])
+    return misses
+
+
+def near_misses(plain: str, value: Any = None, *, digits: int = 4) -> list[str]:
+    """Plain-text answers close to the right one, for when mistakes and bank distractors run out."""
+    dims = shape_of(plain)
+    if dims is not None:
+        return [size_text(d) for d in _shape_misses(dims)]
+    if isinstance(value, bool):
+        return [repr(not value)]
+    if isinstance(value, int):
+        return [str(v) for v in (value * 2, value + 1, value - 1, value // 2 if value > 1 else value + 2)]
+    if isinstance(value, float) and math.isfinite(value):
+        candidates = [value * 2, value / 2, 1 - value if 0 <= value <= 1 else value + 1, value + 0.1, value - 0.1]
+        return [format_value(v, digits) for v in candidates]
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [format_value(d) for d in _shape_misses(list(value))]
+    return []

@@ -1,0 +1,130 @@
+"""Exporters: the base class, the registry of formats, and the one writer that puts files on disk.
+
+An exporter returns content (text or bytes); it never writes. The writer puts every file in place
+atomically (temporary file in the same folder, then rename) and only after every requested format
+has rendered, so a failing format leaves earlier exports untouched and no partial file behind.
+Formats are found through the `qbank.exporters` entry-point group; the built-ins register there too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import ClassVar
+
+from qbank.errors import QbankError
+from qbank.variant import BankInfo, Variant
+
+ENTRY_POINT_GROUP = "qbank.exporters"
+
+Files = dict[str, str | bytes]
+
+
+class ExportRefused(QbankError):
+    """A format cannot express some variants; raised before anything is written, naming them all."""
+
+
+class Exporter(ABC):
+    #: The name given to `--format`.
+    name: ClassVar[str]
+    #: What the format is for, shown by `qbank formats`.
+    description: ClassVar[str]
+    #: The suffix of the main file, appended to the bank id.
+    suffix: ClassVar[str]
+
+    def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
+        """Why some variants cannot be expressed in this format (empty: all can)."""
+        return []
+
+    @abstractmethod
+    def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+        """File name → content (str is written as UTF-8, bytes as they are)."""
+
+    def export(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+        refused = self.refusals(bank, variants)
+        if refused:
+            listed = "; ".join(refused)
+            raise ExportRefused(f"the {self.name} format cannot express {len(refused)} variant(s): {listed}")
+        return self.render(bank, variants, seed)
+
+
+@cache
+def formats() -> dict[str, type[Exporter]]:
+    """Every registered format by name; a name registered twice is an error."""
+    found: dict[str, type[Exporter]] = {}
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.value):
+        cls = entry.load()
+        if not (isinstance(cls, type) and issubclass(cls, Exporter)):
+            raise QbankError(f"entry point '{entry.name}' ({entry.value}) is not a qbank Exporter subclass")
+        if entry.name in found and found[entry.name] is not cls:
+            raise QbankError(
+                f"two exporters are registered as '{entry.name}': {found[entry.name].__module__} and {entry.value}"
+            )
+        found[entry.name] = cls
+    return dict(sorted(found.items()))
+
+
+def exporter(name: str) -> Exporter:
+    known = formats()
+    if name not in known:
+        raise QbankError(f"unknown format '{name}'; known formats: {', '.join(known)}")
+    return known[name]()
+
+
+def render_all(names: Sequence[str], bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+    """Every requested format rendered in memory; nothing is written if any of them fails."""
+    files: Files = {}
+    for name in names:
+        for filename, content in exporter(name).export(bank, variants, seed).items():
+            if filename in files:
+                raise QbankError(f"two formats both write '{filename}'")
+            files[filename] = content
+    return files
+
+
+def write_files(folder: Path, files: Mapping[str, str | bytes]) -> list[Path]:
+    """Write each file atomically into `folder` (made if missing). Returns the paths written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QbankError(f"cannot create the output folder {folder}: {exc.strerror}") from None
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, content in files.items():
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            staged.append((_stage(folder, name, data), folder / name))
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    except OSError as exc:
+        for temporary, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise QbankError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+    except BaseException:
+        for temporary, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise
+    return [final for _, final in staged]
+
+
+def _stage(folder: Path, name: str, data: bytes) -> str:
+    """A fully written, flushed temporary file beside its final name; its path."""
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return temporary

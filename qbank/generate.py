@@ -1,0 +1,352 @@
+"""Bank + seed → Variants: sample parameters, render templates, run the code, assemble choices.
+
+All randomness happens here, before any exporter runs: parameters, and the order of choices, each
+from a generator seeded by (seed, bank, question[, variant]) so that output is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from qbank import display
+from qbank.errors import BankError
+from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
+from qbank.params import Params, rng_for, sample
+from qbank.runner import Job, RunResult, WorkerPool
+from qbank.templating import TemplateProblem, evaluate, render
+from qbank.variant import (
+    Choice,
+    ErrorInfo,
+    ErrorOutcome,
+    Outcome,
+    StdoutOutcome,
+    ValueOutcome,
+    Variant,
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A variant that could not be made; the others are still produced."""
+
+    bank_id: str
+    question_id: str
+    seed: int
+    params: Params
+    reason: str
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.params.items()) or "no parameters"
+        return f"bank '{self.bank_id}', question '{self.question_id}', seed {self.seed}, {shown}: {self.reason}"
+
+
+@dataclass
+class Generation:
+    bank: Bank
+    seed: int
+    variants: list[Variant]
+    failures: list[Failure] = field(default_factory=list)
+    #: Things the user should know that are not failures (e.g. a parameter space smaller than asked).
+    notices: list[str] = field(default_factory=list)
+    runs: int = 0
+    cache_hits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: Each variant's run time (seconds of its main snippet), by variant id, for `stress`.
+    run_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    """A variant before its code has run: rendered text and the snippets to run."""
+
+    question: Question
+    params: Params
+    stem: str
+    code: str | None
+    hints: list[str]
+    job: Job | None
+    mistakes: list[tuple[Mistake, Job, str]]  # (mistake, its job, its rendered feedback)
+    distractors: list[tuple[str, str]]  # (text, feedback)
+    choices: list[Choice]  # static choices
+
+
+def variant_id(bank_id: str, question_id: str, params: Params) -> str:
+    canonical = json.dumps([bank_id, question_id, params], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def generate(
+    bank: Bank,
+    variants: int,
+    seed: int,
+    *,
+    pool: WorkerPool | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Generation:
+    """Up to `variants` distinct variants of every question of `bank`.
+
+    `progress(done, total)` is called as snippets finish. Pass a `pool` to share workers and their
+    cache between calls; otherwise one is made (with `jobs` workers) and closed.
+    """
+    if variants < 1:
+        raise BankError(f"the number of variants must be at least 1 (got {variants})")
+    result = Generation(bank=bank, seed=seed, variants=[])
+    started = time.perf_counter()
+    plans: list[_Plan] = []
+    for question in bank.questions:
+        drawn = sample(question, variants, seed, bank.id)
+        if len(drawn.params) < variants and question.params:
+            result.notices.append(
+                f"question '{question.id}': its parameters allow only {len(drawn.params)} distinct "
+                f"variant{'s' if len(drawn.params) != 1 else ''}; {variants} were asked for"
+            )
+        for params in drawn.params:
+            try:
+                plans.append(_plan(question, params))
+            except TemplateProblem as exc:
+                result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
+    result.seconds["sample+render"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    all_jobs = [job for plan in plans for job in _jobs(plan)]
+    owned = pool is None
+    active = pool or WorkerPool(jobs)
+    hits_before, runs_before = active.hits, active.runs
+    try:
+        total = len({job.key for job in all_jobs} - set(active.cache))
+        finished = 0
+
+        def tick(count: int) -> None:
+            nonlocal finished
+            finished += count
+            if progress:
+                progress(finished, total)
+
+        results = active.run(all_jobs, tick) if all_jobs else {}
+    finally:
+        if owned:
+            active.close()
+    result.runs = active.runs - runs_before
+    result.cache_hits = active.hits - hits_before
+    result.seconds["run"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for plan in plans:
+        try:
+            variant = _assemble(bank, plan, results, seed)
+        except _VariantFailed as exc:
+            result.failures.append(Failure(bank.id, plan.question.id, seed, plan.params, str(exc)))
+            continue
+        result.variants.append(variant)
+        if plan.job is not None:
+            result.run_seconds[variant.variant_id] = results[plan.job.key].seconds
+    result.seconds["assemble"] = time.perf_counter() - started
+    return result
+
+
+def _jobs(plan: _Plan) -> list[Job]:
+    return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes]
+
+
+class _VariantFailed(Exception):
+    pass
+
+
+def _plan(question: Question, params: Params) -> _Plan:
+    stem = render(question.stem, params)
+    code = render(question.code, params) if question.code else None
+    expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
+    limits = question.run_limits
+    job = Job(code, expression, limits) if code is not None and question.answer.kind != "static" else None
+    mistakes: list[tuple[Mistake, Job, str]] = []
+    for mistake in question.mistakes:
+        if mistake.when and not evaluate(mistake.when, params):
+            continue
+        changed = dict(params)
+        for name, source in mistake.params.items():
+            changed[name] = evaluate(source, params)
+        mistake_code = render(mistake.code or question.code or "", changed)
+        feedback = render(mistake.feedback, params) if mistake.feedback else mistake.name
+        mistakes.append((mistake, Job(mistake_code, mistake.expression or expression, limits), feedback))
+    return _Plan(
+        question=question,
+        params=params,
+        stem=stem,
+        code=code,
+        hints=[render(hint, params) for hint in question.hints],
+        job=job,
+        mistakes=mistakes,
+        distractors=[(render(d.text, params), render(d.feedback, params)) for d in question.distractors],
+        choices=[
+            Choice(text=render(c.text, params), correct=c.correct, feedback=render(c.feedback, params))
+            for c in question.choices
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """An outcome as a learner sees it: plain text (for comparing and typing) and Markdown."""
+
+    plain: str
+    markdown: str
+    value: Any = None
+
+
+def _shown(question: Question, run: RunResult) -> _Shown:
+    """How one run's outcome reads as an answer; raises _VariantFailed if it cannot be one."""
+    answer = question.answer
+    if run.failure:
+        raise _VariantFailed(run.failure)
+    if isinstance(answer, ErrorAnswer):
+        plain = display.error_text(run.error)
+        return _Shown(plain, plain if run.error is None else display.as_code(plain))
+    if run.error is not None:
+        kind = "print" if isinstance(answer, StdoutAnswer) else "give a value"
+        raise _VariantFailed(
+            f"the code was expected to {kind} but raised {run.error['type']}: {run.error['message']}"
+        )
+    if isinstance(answer, StdoutAnswer):
+        plain = run.stdout.rstrip("\n")
+        if not plain.strip():
+            raise _VariantFailed("the code printed nothing, so there is no answer to show")
+        return _Shown(plain, display.as_code(plain))
+    assert isinstance(answer, ValueAnswer)
+    plain = display.format_value(run.value, answer.digits)
+    return _Shown(plain, display.as_code(plain), run.value)
+
+
+def _outcome(question: Question, run: RunResult) -> Outcome:
+    answer = question.answer
+    if isinstance(answer, ErrorAnswer):
+        return ErrorOutcome(error=ErrorInfo(**run.error) if run.error else None)
+    if isinstance(answer, StdoutAnswer):
+        return StdoutOutcome(stdout=run.stdout)
+    assert isinstance(answer, ValueAnswer)
+    return ValueOutcome(value=run.value, expression=answer.expression)
+
+
+def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int) -> Variant:
+    question = plan.question
+    vid = variant_id(bank.id, question.id, plan.params)
+    rng = rng_for(seed, bank.id, question.id, vid)
+    outcome: Outcome | None = None
+    choices: list[Choice] = []
+    answers: list[str] = []
+    tolerance: float | None = None
+    if plan.job is None:
+        answer = question.answer
+        assert isinstance(answer, StaticAnswer)
+        choices = list(plan.choices)
+        if question.type == "true_false":
+            choices = _true_false(bool(answer.value))
+            key_plain = str(bool(answer.value))
+        elif question.type == "numeric":
+            key_plain = display.format_value(float(answer.value or 0.0), 12)
+            answers, tolerance = [key_plain], answer.tolerance
+        elif question.type == "short_answer":
+            answers = list(answer.accept)
+            key_plain = answers[0]
+        else:
+            key_plain = "; ".join(c.text for c in choices if c.correct)
+        if question.shuffle and question.type == "multiple_choice":
+            rng.shuffle(choices)
+    else:
+        run = results[plan.job.key]
+        shown = _shown(question, run)
+        outcome = _outcome(question, run)
+        key_plain = shown.plain
+        if question.type == "multiple_choice":
+            choices = _choices(question, plan, shown, results)
+            rng.shuffle(choices)
+        elif question.type == "true_false":
+            if not isinstance(shown.value, bool):
+                raise _VariantFailed(f"a true_false question needs a True/False value, got {shown.plain}")
+            choices = _true_false(shown.value)
+        elif question.type == "numeric":
+            if not isinstance(shown.value, int | float) or isinstance(shown.value, bool):
+                raise _VariantFailed(f"a numeric question needs a number, got {shown.plain}")
+            answers = [shown.plain]
+            tolerance = question.answer.tolerance if isinstance(question.answer, ValueAnswer) else 0.0
+        else:
+            answers = display.spellings(shown.plain, shown.value)
+    context = {**plan.params, "answer": key_plain}
+    try:
+        explanation = render(question.explanation, context)
+    except TemplateProblem as exc:
+        raise _VariantFailed(f"explanation: {exc}") from None
+    return Variant(
+        bank_id=bank.id,
+        question_id=question.id,
+        variant_id=vid,
+        params=plan.params,
+        title=question.title,
+        category=question.category,
+        type=question.type,
+        multiple_answers=question.multiple_answers,
+        difficulty=question.difficulty,
+        time_limit=question.time_limit,
+        attempts=question.attempts,
+        stem=plan.stem,
+        code=plan.code,
+        choices=choices,
+        answers=answers,
+        tolerance=tolerance,
+        hint=plan.hints[0] if plan.hints else None,
+        hints=plan.hints,
+        explanation=explanation,
+        tags=list(dict.fromkeys([*bank.tags, *question.tags])),
+        outcome=outcome,
+    )
+
+
+def _true_false(value: bool) -> list[Choice]:
+    return [Choice(text="True", correct=value, source="answer"), Choice(text="False", correct=not value,
+                                                                        source="answer")]
+
+
+def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult]) -> list[Choice]:
+    """The key and enough distinct distractors: mistakes first, then the bank's, then near misses."""
+    correct = Choice(text=key.markdown, correct=True, feedback="Correct: this is what torch does.", source="answer")
+    chosen = [correct]
+    seen = {key.plain.strip()}
+    wanted = question.num_choices
+
+    def offer(plain: str, markdown: str, feedback: str, source: Any) -> None:
+        norm = plain.strip()
+        if len(chosen) < wanted and norm and norm not in seen:
+            seen.add(norm)
+            chosen.append(Choice(text=markdown, correct=False, feedback=feedback, source=source))
+
+    for mistake, job, feedback in plan.mistakes:
+        run = results[job.key]
+        if run.failure:
+            continue  # a mistake that cannot run gives no distractor; the next source fills in
+        try:
+            shown = _shown(question, run)
+        except _VariantFailed:
+            if run.error is None:
+                continue
+            plain = f"raises {display.error_text(run.error)}"
+            shown = _Shown(plain, display.as_code(plain))
+        offer(shown.plain, shown.markdown, feedback, "mistake")
+    for text, feedback in plan.distractors:
+        offer(text, text, feedback or "This does not match what torch does with this code.", "distractor")
+    misses = display.near_misses(key.plain, key.value, digits=getattr(question.answer, "digits", 4))
+    if isinstance(question.answer, ErrorAnswer) and key.plain != display.NO_ERROR:
+        misses = [display.NO_ERROR, *misses]
+    for plain in misses:
+        markdown = plain if plain == display.NO_ERROR else display.as_code(plain)
+        offer(plain, markdown, f"Not so: running the code gives {key.plain}.", "near-miss")
+    if len(chosen) < wanted:
+        raise _VariantFailed(
+            f"only {len(chosen)} distinct choices could be made ({wanted} wanted): add mistakes or distractors, "
+            "or lower num_choices"
+        )
+    return chosen

@@ -1,0 +1,256 @@
+"""Load a bank from a file, a built-in id or a dict, and turn every problem into one located paragraph."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from qbank import models
+from qbank.errors import BankError
+from qbank.templating import TemplateProblem, unknown_names
+
+MAX_BANK_BYTES = 5 * 1024 * 1024
+
+
+def builtin_banks() -> dict[str, Path]:
+    """Built-in bank ids and their files, shipped inside the package."""
+    folder = resources.files("qbank.banks")
+    found: dict[str, Path] = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".toml"):
+            found[entry.name.removesuffix(".toml")] = Path(str(entry))
+    return dict(sorted(found.items()))
+
+
+def resolve(name: str) -> Path:
+    """A bank named by path or by built-in id."""
+    path = Path(name)
+    if path.suffix == ".toml" or path.exists() or "/" in name or "\\" in name:
+        if not path.exists():
+            raise BankError("no such file", file=name)
+        if path.is_dir():
+            raise BankError("is a folder, not a bank file", file=name)
+        return path
+    banks = builtin_banks()
+    if name in banks:
+        return banks[name]
+    hint = difflib.get_close_matches(name, list(banks), n=1)
+    suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+    raise BankError(
+        f"'{name}' is neither a bank file nor a built-in bank (built-in: {', '.join(banks)}){suggestion}"
+    )
+
+
+def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
+    """Load and fully validate a bank: the model, then its templates and expressions."""
+    if isinstance(source, Mapping):
+        return validate_data(dict(source), file=None, text=None)
+    path = resolve(str(source))
+    display = str(source)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BANK_BYTES:
+            raise BankError(f"the file is {size:,} bytes; a bank may be at most {MAX_BANK_BYTES:,}", file=display)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BankError(f"cannot read the file: {exc.strerror}", file=display) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BankError(
+            f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8", file=display, line=line
+        ) from None
+    if not text.strip():
+        raise BankError("the file is empty; a bank needs id, title and at least one question", file=display)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        line = int(match.group(1)) if match else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) if match else message
+        column = f", column {match.group(2)}" if match else ""
+        raise BankError(f"this is not valid TOML{column}: {reason}", file=display, line=line) from None
+    return validate_data(data, file=display, text=text)
+
+
+def validate_data(data: dict[str, Any], *, file: str | None, text: str | None) -> models.Bank:
+    try:
+        bank = models.Bank.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, data, file, text) from None
+    try:
+        check_templates(bank)
+    except BankError as exc:
+        line = exc.line or _find_line(text, exc.question, exc.field)
+        raise BankError(exc.reason, file=file, line=line, question=exc.question, field=exc.field) from None
+    return bank
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+
+def check_templates(bank: models.Bank) -> None:
+    """Every template parses and names only parameters the question declares."""
+    for question in bank.questions:
+        params = set(question.params)
+        fields: list[tuple[str, str, set[str], bool]] = [
+            ("stem", question.stem, params, False),
+            ("explanation", question.explanation, params | {"answer"}, False),
+        ]
+        if question.code:
+            fields.append(("code", question.code, params, False))
+        fields += [(f"hints[{i}]", hint, params, False) for i, hint in enumerate(question.hints)]
+        fields += [(f"constraints[{i}]", c, params, True) for i, c in enumerate(question.constraints)]
+        for i, choice in enumerate(question.choices):
+            fields += [(f"choices[{i}].text", choice.text, params, False)]
+            fields += [(f"choices[{i}].feedback", choice.feedback, params, False)]
+        for i, distractor in enumerate(question.distractors):
+            fields += [(f"distractors[{i}].text", distractor.text, params, False)]
+            fields += [(f"distractors[{i}].feedback", distractor.feedback, params, False)]
+        if isinstance(question.answer, models.ValueAnswer):
+            _check_python(question.answer.expression, question.id, "answer.expression")
+        for i, mistake in enumerate(question.mistakes):
+            where = f"mistakes[{i}]"
+            for name in mistake.params:
+                if name not in params:
+                    raise BankError(
+                        f"the mistake overrides '{name}', which is not a parameter of this question",
+                        question=question.id,
+                        field=f"{where}.params",
+                    )
+            fields += [(f"{where}.params.{k}", v, params, True) for k, v in mistake.params.items()]
+            fields += [(f"{where}.feedback", mistake.feedback, params, False)]
+            if mistake.when:
+                fields.append((f"{where}.when", mistake.when, params, True))
+            if mistake.code:
+                fields.append((f"{where}.code", mistake.code, params, False))
+            if mistake.expression:
+                if not isinstance(question.answer, models.ValueAnswer):
+                    raise BankError(
+                        "a mistake's `expression` needs answer kind 'value'",
+                        question=question.id,
+                        field=f"{where}.expression",
+                    )
+                _check_python(mistake.expression, question.id, f"{where}.expression")
+        for field, source, known, is_expression in fields:
+            try:
+                unknown = unknown_names(source, known, expression=is_expression)
+            except TemplateProblem as exc:
+                raise BankError(str(exc), question=question.id, field=field) from None
+            if unknown:
+                declared = ", ".join(sorted(params)) or "none"
+                raise BankError(
+                    f"uses {', '.join(repr(n) for n in unknown)}, which is not a parameter of this question "
+                    f"(declared: {declared})",
+                    question=question.id,
+                    field=field,
+                )
+
+
+def _check_python(expression: str, question: str, field: str) -> None:
+    """Answer expressions are Python, evaluated after the code has run; they must at least parse."""
+    try:
+        compile(expression, "<expression>", "eval")
+    except SyntaxError as exc:
+        raise BankError(f"not a valid Python expression: {exc.msg}", question=question, field=field) from None
+
+
+# --- validation errors ---------------------------------------------------------------------------
+
+
+def _all_field_names() -> set[str]:
+    names: set[str] = set()
+    for obj in vars(models).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel):
+            for name, info in obj.model_fields.items():
+                names.add(info.alias or name)
+    return names
+
+
+def _explain(exc: ValidationError, data: Any, file: str | None, text: str | None) -> BankError:
+    errors = exc.errors()
+    first = errors[0]
+    question, field = _locate(first["loc"], data)
+    if first["type"] == "extra_forbidden":
+        name = str(first["loc"][-1])
+        close = difflib.get_close_matches(name, _all_field_names(), n=1)
+        reason = f"'{name}' is not a field of the bank format" + (f"; did you mean '{close[0]}'?" if close else "")
+    elif first["type"] == "missing":
+        reason = "this required field is missing"
+    else:
+        value = first.get("input")
+        shown = repr(value) if isinstance(value, str | int | float | bool) else None
+        reason = first["msg"].removeprefix("Value error, ") + (f" (got {shown})" if shown is not None else "")
+    if len(errors) > 1:
+        reason += f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} after this one)"
+    if question is None and first["type"] != "missing" and "question id" in reason:
+        match = re.search(r"question id '([^']+)'", reason)
+        question = match.group(1) if match else None
+    line = _find_line(text, question, field)
+    return BankError(reason, file=file, line=line, question=question, field=field or None)
+
+
+def _locate(loc: tuple[Any, ...], data: Any) -> tuple[str | None, str]:
+    """Turn Pydantic's location into (question id, dotted field), dropping union tags it inserts."""
+    question: str | None = None
+    parts: list[str] = []
+    node = data
+    items = list(loc)
+    if len(items) >= 2 and items[0] == "questions" and isinstance(items[1], int):
+        questions = data.get("questions") if isinstance(data, dict) else None
+        index = items[1]
+        if isinstance(questions, list) and index < len(questions) and isinstance(questions[index], dict):
+            question = str(questions[index].get("id", f"#{index + 1}"))
+            node = questions[index]
+        else:
+            question = f"#{index + 1}"
+            node = None
+        items = items[2:]
+    for item in items:
+        if isinstance(node, dict) and item in node:
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+        elif isinstance(node, dict) and item in (node.get("type"), node.get("kind")):
+            continue  # the discriminator Pydantic adds to the path of a tagged union
+        else:
+            node = None
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return question, ".".join(parts)
+
+
+def _find_line(text: str | None, question: str | None, field: str | None) -> int | None:
+    """Best-effort line number: the question's `id = "..."` line, then the field below it."""
+    if not text:
+        return None
+    lines = text.splitlines()
+    start = 0
+    if question:
+        pattern = re.compile(r"""^\s*id\s*=\s*["']""" + re.escape(question) + r"""["']""")
+        for number, line in enumerate(lines):
+            if pattern.match(line):
+                start = number
+                break
+        else:
+            return None
+    if field:
+        key = re.split(r"[.\[]", field)[0]
+        pattern = re.compile(r"^\s*(\[+[\w.]*\b" + re.escape(key) + r"\b|" + re.escape(key) + r"\s*=)")
+        for number in range(start, len(lines)):
+            if number > start and question and re.match(r"^\s*\[\[questions\]\]", lines[number]):
+                break
+            if pattern.match(lines[number]):
+                return number + 1
+    return start + 1 if question else None

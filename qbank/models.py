@@ -1,0 +1,293 @@
+"""The bank format: what a bank file may say, validated by Pydantic.
+
+A bank file is TOML, one bank per file. `qbank schema` prints the JSON Schema of `Bank`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Category = Literal["Predict Output", "Conceptual", "Hyperparameter", "Metrics", "Debug"]
+QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false"]
+Difficulty = Literal["beginner", "intermediate", "advanced", "expert"]
+Scalar = bool | int | float | str
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED = {"answer", "value", "loop", "range", "true", "false", "none", "True", "False", "None"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+
+class IntParam(_Strict):
+    """An integer from `min` to `max` inclusive, in steps of `step`."""
+
+    type: Literal["int"]
+    min: int
+    max: int
+    step: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntParam:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is smaller than min ({self.min})")
+        return self
+
+    def values(self) -> list[Any]:
+        return list(range(self.min, self.max + 1, self.step))
+
+
+class ChoiceParam(_Strict):
+    """One of the listed values."""
+
+    type: Literal["choice"]
+    values_: list[Scalar] = Field(alias="values", min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("values_")
+    @classmethod
+    def _distinct(cls, values: list[Scalar]) -> list[Scalar]:
+        seen: list[tuple[type, Scalar]] = []
+        for value in values:
+            key = (type(value), value)
+            if key in seen:
+                raise ValueError(f"value {value!r} is listed twice")
+            seen.append(key)
+        return values
+
+    def values(self) -> list[Any]:
+        return list(self.values_)
+
+
+class BoolParam(_Strict):
+    """True or false."""
+
+    type: Literal["bool"]
+
+    def values(self) -> list[Any]:
+        return [False, True]
+
+
+Param = Annotated[IntParam | ChoiceParam | BoolParam, Field(discriminator="type")]
+
+
+# --- answers ------------------------------------------------------------------------------------
+
+
+class StaticAnswer(_Strict):
+    """The key is written in the bank: `choices` marked correct, `accept`ed spellings, or a `value`."""
+
+    kind: Literal["static"] = "static"
+    accept: list[str] = Field(default_factory=list, description="Accepted spellings (short answer).")
+    value: bool | float | None = Field(None, description="The number (numeric) or the truth (true/false).")
+    tolerance: float = Field(0.0, ge=0)
+
+
+class StdoutAnswer(_Strict):
+    """The key is what the code prints."""
+
+    kind: Literal["stdout"]
+    claim: str | None = Field(None, description="A hand-written key, compared with the real output by `check`.")
+
+
+class ValueAnswer(_Strict):
+    """The key is the value of `expression`, evaluated after the code has run."""
+
+    kind: Literal["value"]
+    expression: str
+    digits: int = Field(4, ge=0, le=12, description="Significant digits shown for floats.")
+    tolerance: float = Field(0.0, ge=0, description="Absolute tolerance for numeric questions.")
+    claim: Scalar | list[Scalar] | None = None
+
+
+class ErrorAnswer(_Strict):
+    """The key is the exception the code raises, or that it raises none."""
+
+    kind: Literal["error"]
+    claim: str | None = Field(
+        None, description="A hand-written key: an exception type such as 'RuntimeError', or 'none'."
+    )
+
+
+Answer = Annotated[StaticAnswer | StdoutAnswer | ValueAnswer | ErrorAnswer, Field(discriminator="kind")]
+
+
+# --- choices, distractors, mistakes -------------------------------------------------------------
+
+
+class StaticChoice(_Strict):
+    """One option of a multiple-choice question whose key is written in the bank."""
+
+    text: str
+    correct: bool = False
+    feedback: str = ""
+
+
+class Distractor(_Strict):
+    """A wrong option written in the bank, used after the mistakes' outcomes."""
+
+    text: str
+    feedback: str = ""
+
+
+class Mistake(_Strict):
+    """A plausible mistake, run like the real code; its outcome becomes a distractor.
+
+    Either override parameters (values are expressions over the real parameters, e.g.
+    `batch_first = "not batch_first"`), or give other `code`, or another `expression`, or a mix.
+    """
+
+    name: str = Field(min_length=1, description="The mistake, as a learner would make it.")
+    feedback: str = Field("", description="Shown beside the distractor; defaults to the name.")
+    when: str | None = Field(None, description="Only for variants where this expression is true.")
+    params: dict[str, str] = Field(default_factory=dict)
+    code: str | None = None
+    expression: str | None = None
+
+
+class RunLimits(_Strict):
+    """Limits for one run of a question's code."""
+
+    wall_seconds: float = Field(10.0, gt=0, le=600)
+    cpu_seconds: float = Field(10.0, gt=0, le=600)
+    memory_mb: int = Field(2048, ge=64, le=65536)
+
+
+# --- question and bank --------------------------------------------------------------------------
+
+
+def _time_limit(value: Any) -> Any:
+    """Accept seconds or "m:ss", as the reference page writes it."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d+):([0-5]\d)", value.strip())
+        if not match:
+            raise ValueError(f"time limit {value!r} is neither seconds nor m:ss")
+        return int(match.group(1)) * 60 + int(match.group(2))
+    return value
+
+
+class Question(_Strict):
+    id: str = Field(pattern=_ID)
+    title: str = Field(min_length=1)
+    category: Category
+    type: QuestionType
+    difficulty: Difficulty
+    time_limit: int = Field(gt=0, description="Seconds (a string 'm:ss' is accepted too).")
+    attempts: int = Field(1, ge=1, le=10)
+    hints: list[str] = Field(default_factory=list)
+    explanation: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+    params: dict[str, Param] = Field(default_factory=dict)
+    constraints: list[str] = Field(default_factory=list)
+    stem: str = Field(min_length=1)
+    code: str | None = None
+    answer: Answer = Field(default_factory=StaticAnswer)
+    choices: list[StaticChoice] = Field(default_factory=list)
+    distractors: list[Distractor] = Field(default_factory=list)
+    mistakes: list[Mistake] = Field(default_factory=list)
+    num_choices: int = Field(4, ge=2, le=10, description="Options shown for a computed multiple-choice key.")
+    multiple_answers: bool = False
+    shuffle: bool = True
+    limits: RunLimits | None = None
+
+    _normalize_time = field_validator("time_limit", mode="before")(_time_limit)
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for name in params:
+            if not _IDENTIFIER.match(name) or name in _RESERVED:
+                raise ValueError(f"'{name}' cannot be a parameter name (use letters, digits and _)")
+        return params
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag.strip():
+                raise ValueError("a tag is empty")
+        return tags
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Question:
+        kind = self.answer.kind
+        if kind != "static" and not self.code:
+            raise ValueError(f"answer kind '{kind}' needs `code` to run")
+        if self.mistakes and kind == "static":
+            raise ValueError("`mistakes` need a computed answer (kind stdout, value or error)")
+        if self.multiple_answers and (self.type != "multiple_choice" or kind != "static"):
+            raise ValueError("multiple_answers needs a multiple_choice question with static choices")
+        if self.type == "multiple_choice":
+            self._check_multiple_choice()
+        elif self.choices:
+            raise ValueError(f"`choices` are only for multiple_choice questions, not {self.type}")
+        if self.type == "short_answer" and kind == "static" and not self.answer.accept:  # type: ignore[union-attr]
+            raise ValueError("a static short_answer question needs answer.accept")
+        if self.type == "numeric":
+            if kind == "static" and not isinstance(self.answer.value, int | float):  # type: ignore[union-attr]
+                raise ValueError("a static numeric question needs a number in answer.value")
+            if kind not in ("static", "value"):
+                raise ValueError("a numeric question needs answer kind 'static' or 'value'")
+        if self.type == "true_false":
+            if kind == "static" and not isinstance(self.answer.value, bool):  # type: ignore[union-attr]
+                raise ValueError("a static true_false question needs answer.value = true or false")
+            if kind not in ("static", "value"):
+                raise ValueError("a true_false question needs answer kind 'static' or 'value'")
+        return self
+
+    def _check_multiple_choice(self) -> None:
+        if self.answer.kind == "static":
+            if len(self.choices) < 2:
+                raise ValueError("a static multiple_choice question needs at least two `choices`")
+            correct = sum(choice.correct for choice in self.choices)
+            if correct == 0:
+                raise ValueError("no choice is marked correct = true")
+            if correct > 1 and not self.multiple_answers:
+                raise ValueError(f"{correct} choices are correct; set multiple_answers = true or mark one")
+            texts = [choice.text.strip() for choice in self.choices]
+            for text in texts:
+                if not text:
+                    raise ValueError("a choice has empty text")
+                if texts.count(text) > 1:
+                    raise ValueError(f"choice {text!r} is listed twice")
+        elif self.choices:
+            raise ValueError("`choices` are for static keys; a computed key takes `distractors` and `mistakes`")
+
+    @property
+    def run_limits(self) -> RunLimits:
+        return self.limits or RunLimits()
+
+
+class Bank(_Strict):
+    """A question bank: one file, one bank."""
+
+    id: str = Field(pattern=_ID)
+    title: str = Field(min_length=1)
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    badge: str | None = None
+    questions: list[Question] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Bank:
+        seen: set[str] = set()
+        for question in self.questions:
+            if question.id in seen:
+                raise ValueError(f"question id '{question.id}' is used twice")
+            seen.add(question.id)
+        return self
+
+    def question(self, question_id: str) -> Question:
+        for question in self.questions:
+            if question.id == question_id:
+                return question
+        raise KeyError(question_id)

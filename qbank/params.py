@@ -1,0 +1,84 @@
+"""Seeded sampling of a question's parameters, with constraints and without duplicates."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from qbank.errors import BankError
+from qbank.models import Question
+from qbank.templating import TemplateProblem, evaluate
+
+#: Spaces up to this many combinations are enumerated, so the count of valid ones is exact.
+ENUMERATE_LIMIT = 20_000
+#: Random draws per requested variant before a large space is declared too constrained.
+DRAWS_PER_VARIANT = 200
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sample:
+    params: list[Params]
+    #: How many distinct valid parameter sets exist, when the space was small enough to count.
+    available: int | None
+
+
+def rng_for(seed: int, *parts: str) -> random.Random:
+    """A generator that depends only on the seed and the names given (string seeds hash with SHA-512)."""
+    return random.Random(":".join(["qbank", str(seed), *parts]))
+
+
+def space_size(question: Question) -> int:
+    return math.prod(len(spec.values()) for spec in question.params.values())
+
+
+def satisfies(question: Question, params: Params) -> bool:
+    for index, constraint in enumerate(question.constraints):
+        try:
+            if not evaluate(constraint, params):
+                return False
+        except TemplateProblem as exc:
+            raise BankError(str(exc), question=question.id, field=f"constraints[{index}]") from None
+    return True
+
+
+def sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
+    """Up to `count` distinct parameter sets that satisfy every constraint, chosen by `seed`."""
+    rng = rng_for(seed, bank_id, question.id)
+    names = list(question.params)
+    domains = [question.params[name].values() for name in names]
+    if space_size(question) <= ENUMERATE_LIMIT:
+        valid = [p for p in (dict(zip(names, combo, strict=True)) for combo in itertools.product(*domains))
+                 if satisfies(question, p)]
+        if not valid:
+            raise _unsatisfiable(question)
+        chosen = rng.sample(valid, min(count, len(valid)))
+        return Sample(chosen, len(valid))
+    chosen: list[Params] = []
+    seen: set[tuple[Any, ...]] = set()
+    for _ in range(count * DRAWS_PER_VARIANT + 1000):
+        combo = tuple(rng.choice(domain) for domain in domains)
+        if combo in seen:
+            continue
+        seen.add(combo)
+        params = dict(zip(names, combo, strict=True))
+        if satisfies(question, params):
+            chosen.append(params)
+            if len(chosen) == count:
+                break
+    if not chosen:
+        raise _unsatisfiable(question)
+    return Sample(chosen, None)
+
+
+def _unsatisfiable(question: Question) -> BankError:
+    rules = " and ".join(f"'{c}'" for c in question.constraints)
+    return BankError(
+        f"no combination of parameter values satisfies the constraints {rules}; widen a range or relax a rule",
+        question=question.id,
+        field="constraints",
+    )

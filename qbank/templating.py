@@ -1,0 +1,87 @@
+"""Jinja2 templates and expressions over a question's parameters.
+
+Bank text is data from a file someone shared, so it is rendered in Jinja's sandbox; every name must be
+defined (StrictUndefined), so a typo in a template is an error rather than an empty string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+_env = ImmutableSandboxedEnvironment(
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class TemplateProblem(Exception):
+    """A template or expression that cannot be parsed or rendered; the caller adds where it came from."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@lru_cache(maxsize=4096)
+def _template(source: str) -> jinja2.Template:
+    try:
+        return _env.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+
+
+@lru_cache(maxsize=4096)
+def _expression(source: str) -> Callable[..., Any]:
+    try:
+        return _env.compile_expression(source, undefined_to_none=False)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(f"expression syntax error in '{source}': {exc.message}") from None
+
+
+def render(source: str, context: Mapping[str, Any]) -> str:
+    """Render one template; errors become TemplateProblem."""
+    template = _template(source)
+    try:
+        return template.render(context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(f"template uses an undefined name: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
+    except Exception as exc:  # arithmetic in a template, e.g. a division by zero
+        raise TemplateProblem(f"template failed: {type(exc).__name__}: {exc}") from None
+
+
+def evaluate(source: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate one expression such as `hidden != features` or `not batch_first`."""
+    expression = _expression(source)
+    try:
+        return expression(**context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(f"expression '{source}' uses an undefined name: {exc.message}") from None
+    except Exception as exc:
+        raise TemplateProblem(f"expression '{source}' failed: {type(exc).__name__}: {exc}") from None
+
+
+def names_used(source: str, *, expression: bool = False) -> set[str]:
+    """The free names a template (or an expression) refers to, for checking them against the parameters."""
+    text = "{{ " + source + " }}" if expression else source
+    try:
+        ast = _env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        kind = "expression" if expression else "template"
+        raise TemplateProblem(f"{kind} syntax error: {exc.message}", None if expression else exc.lineno) from None
+    return set(meta.find_undeclared_variables(ast))
+
+
+def unknown_names(source: str, known: Iterable[str], *, expression: bool = False) -> list[str]:
+    allowed = set(known) | set(_env.globals)
+    return sorted(names_used(source, expression=expression) - allowed)

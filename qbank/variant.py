@@ -1,0 +1,102 @@
+"""The Variant: one concrete question, the intermediate representation every exporter reads.
+
+Exporters see only Variants and the bank's metadata (`BankInfo`); never templates, parameters' specs
+or torch. The JSON export is these models dumped as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qbank.models import Bank, Category, Difficulty, QuestionType
+
+ChoiceSource = Literal["bank", "answer", "mistake", "distractor", "near-miss"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Choice(_Frozen):
+    #: Markdown, as every other text of a variant.
+    text: str
+    correct: bool
+    feedback: str = ""
+    #: Where the option came from: written in the `bank`, the computed `answer`, a `mistake` that was run,
+    #: a bank `distractor`, or a generated `near-miss`.
+    source: ChoiceSource = "bank"
+
+
+class ErrorInfo(_Frozen):
+    type: str
+    message: str
+
+
+class StdoutOutcome(_Frozen):
+    stdout: str
+
+
+class ValueOutcome(_Frozen):
+    value: Any
+    expression: str
+
+
+class ErrorOutcome(_Frozen):
+    error: ErrorInfo | None
+
+
+Outcome = StdoutOutcome | ValueOutcome | ErrorOutcome
+
+
+class BankInfo(_Frozen):
+    id: str
+    title: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    badge: str | None = None
+
+    @classmethod
+    def of(cls, bank: Bank) -> BankInfo:
+        return cls(id=bank.id, title=bank.title, description=bank.description, tags=bank.tags, badge=bank.badge)
+
+
+class Variant(_Frozen):
+    bank_id: str
+    question_id: str
+    #: Stable: derived from (bank, question, params) only, so a re-export updates instead of duplicating.
+    variant_id: str
+    params: dict[str, Any]
+    title: str
+    category: Category
+    type: QuestionType
+    multiple_answers: bool = False
+    difficulty: Difficulty
+    time_limit: int
+    attempts: int
+    stem: str
+    #: The exact snippet that ran, runnable on its own; None for a static question.
+    code: str | None
+    choices: list[Choice] = Field(default_factory=list)
+    #: Accepted answers: spellings for short_answer, the number for numeric.
+    answers: list[str] = Field(default_factory=list)
+    tolerance: float | None = None
+    hint: str | None = None
+    hints: list[str] = Field(default_factory=list)
+    explanation: str
+    tags: list[str] = Field(default_factory=list)
+    outcome: Outcome | None = None
+
+    @property
+    def correct_choices(self) -> list[Choice]:
+        return [choice for choice in self.choices if choice.correct]
+
+    @property
+    def key_text(self) -> str:
+        """The correct answer as Markdown, whatever the question type."""
+        if self.type in ("multiple_choice", "true_false"):
+            return "; ".join(choice.text for choice in self.correct_choices)
+        if self.type == "numeric" and self.tolerance:
+            return f"{self.answers[0]} (± {self.tolerance:g})"
+        return self.answers[0]

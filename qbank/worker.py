@@ -1,0 +1,140 @@
+"""The worker process: imports torch once, then runs many snippets sent by `qbank.runner`.
+
+Protocol: one JSON line in per batch (`{"jobs": [...]}`), one JSON line out per job, in order. The
+protocol uses private copies of stdin/stdout; the real file descriptors 0-2 point at /dev/null so a
+snippet (or a C library) writing to them cannot corrupt a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import resource
+import signal
+import sys
+import time
+from typing import Any, BinaryIO
+
+MAX_STDOUT = 1_000_000
+#: How torch's allocator words running out of memory (it raises RuntimeError, not MemoryError).
+_OOM_MESSAGES = ("can't allocate memory", "not enough memory")
+
+
+class LimitExceeded(BaseException):
+    """Raised inside a snippet when it passes a limit; a BaseException so `except Exception` cannot hide it."""
+
+
+class _CappedOutput(io.StringIO):
+    def write(self, text: str) -> int:
+        if self.tell() + len(text) > MAX_STDOUT:
+            raise LimitExceeded(f"printed more than {MAX_STDOUT:,} characters")
+        return super().write(text)
+
+
+def _on_cpu_limit(signum: int, frame: Any) -> None:
+    raise LimitExceeded("used more CPU time than its limit")
+
+
+def to_json(value: Any, torch: Any) -> Any:
+    """A JSON form of a value, so an outcome can be stored, compared and re-checked."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, torch.Size):
+        return list(value)
+    if isinstance(value, torch.Tensor):
+        return to_json(value.detach().cpu().tolist(), torch)
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [to_json(item, torch) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: to_json(item, torch) for key, item in value.items()}
+    raise TypeError(f"a value of type {type(value).__name__} cannot be recorded; convert it in the expression")
+
+
+def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"stdout": "", "error": None, "failure": None}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    output = _CappedOutput()
+    memory = base_memory + int(job["memory_mb"]) * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    try:
+        code = compile(job["code"], "<snippet>", "exec")
+    except SyntaxError as exc:
+        return {**result, "seconds": 0.0, "failure": f"the code is not valid Python: {exc.msg} (line {exc.lineno})"}
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory if hard == resource.RLIM_INFINITY else min(memory, hard), hard))
+        signal.setitimer(signal.ITIMER_PROF, float(job["cpu_seconds"]))
+        with contextlib.redirect_stdout(output):
+            try:
+                exec(code, namespace)
+            except Exception as exc:
+                result["error"] = {"type": type(exc).__name__, "message": str(exc)}
+            if job.get("expression") and result["error"] is None:
+                value = eval(compile(job["expression"], "<expression>", "eval"), namespace)
+                result["value"] = to_json(value, torch)
+    except LimitExceeded as exc:
+        result["failure"] = str(exc)
+    except SystemExit as exc:
+        result["failure"] = f"the code called sys.exit({exc.code!r})"
+    except MemoryError:
+        result["failure"] = f"the code needed more memory than its limit of {job['memory_mb']} MB"
+    except Exception as exc:  # the expression itself failed, or its value cannot be recorded
+        result["failure"] = f"the answer expression failed: {type(exc).__name__}: {exc}"
+    except BaseException as exc:  # KeyboardInterrupt and friends raised by the snippet
+        result["failure"] = f"the code raised {type(exc).__name__}"
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)
+    result["seconds"] = time.perf_counter() - started
+    result["stdout"] = output.getvalue()
+    error = result["error"]
+    if error and (error["type"] == "OutOfMemoryError" or any(s in error["message"] for s in _OOM_MESSAGES)):
+        result["failure"] = f"the code needed more memory than its limit of {job['memory_mb']} MB"
+    return result
+
+
+def _virtual_memory() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def main() -> None:
+    proto_in: BinaryIO = os.fdopen(os.dup(0), "rb")
+    proto_out: BinaryIO = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import torch
+
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGPROF, _on_cpu_limit)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    base_memory = _virtual_memory()
+    proto_out.write(b'{"ready": true}\n')
+    proto_out.flush()
+    for line in proto_in:
+        request = json.loads(line)
+        for job in request["jobs"]:
+            reply = _run_one(job, torch, base_memory)
+            proto_out.write(json.dumps(reply).encode() + b"\n")
+            proto_out.flush()
+
+
+if __name__ == "__main__":
+    main()
