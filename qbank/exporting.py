@@ -12,11 +12,13 @@ import contextlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import jinja2
 
 from qbank.errors import QbankError
 from qbank.variant import BankInfo, Variant
@@ -52,6 +54,30 @@ class Exporter(ABC):
             listed = "; ".join(refused)
             raise ExportRefused(f"the {self.name} format cannot express {len(refused)} variant(s): {listed}")
         return self.render(bank, variants, seed)
+
+
+LETTERS = "ABCDEFGHIJ"
+
+
+def templates(autoescape: bool, **filters: Callable[..., Any]) -> jinja2.Environment:
+    """A Jinja2 environment for an exporter's templates (escaping on for XML and HTML targets)."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("qbank.exporters", "templates"),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["LETTERS"] = LETTERS
+    env.filters["clock"] = clock
+    env.filters.update(filters)
+    return env
+
+
+def clock(seconds: int) -> str:
+    """A time limit as the reference page shows it: 2:30."""
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 @cache

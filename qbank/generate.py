@@ -272,7 +272,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         elif question.type == "numeric":
             if not isinstance(shown.value, int | float) or isinstance(shown.value, bool):
                 raise _VariantFailed(f"a numeric question needs a number, got {shown.plain}")
-            answers = [shown.plain]
+            answers = [display.format_value(shown.value, 12)]
             tolerance = question.answer.tolerance if isinstance(question.answer, ValueAnswer) else 0.0
         else:
             answers = display.spellings(shown.plain, shown.value)
@@ -343,7 +343,7 @@ def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, Ru
         misses = [display.NO_ERROR, *misses]
     for plain in misses:
         markdown = plain if plain == display.NO_ERROR else display.as_code(plain)
-        offer(plain, markdown, f"Not so: running the code gives {key.plain}.", "near-miss")
+        offer(plain, markdown, f"Running the code gives {key.plain} instead.", "near-miss")
     if len(chosen) < wanted:
         raise _VariantFailed(
             f"only {len(chosen)} distinct choices could be made ({wanted} wanted): add mistakes or distractors, "

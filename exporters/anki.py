@@ -1,0 +1,169 @@
+"""Anki: a `.apkg` deck per bank, subdecks per category, one note per variant (written with genanki).
+
+Anki's import (26.9, checked): a note whose GUID is known is updated only when the incoming modification
+time is strictly newer, otherwise skipped as a duplicate; a note type whose fields changed makes Anki skip
+the notes as conflicting. So: note GUIDs come from variant ids, model and deck ids from the bank id, and a
+change to the field list gets a new versioned note type (MODEL_VERSION). Notes carry the current time, or
+SOURCE_DATE_EPOCH when set, for byte-identical builds (the zip's entry times are fixed as well).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from html import escape
+from io import BytesIO
+from itertools import count
+from pathlib import Path
+
+import genanki
+
+from qbank.errors import QbankError
+from qbank.exporting import LETTERS, Exporter, Files, clock, templates
+from qbank.render import code_html, inline_html, markdown_html
+from qbank.variant import BankInfo, Variant
+
+#: Raise when FIELDS or the card templates change in a way Anki cannot update in place.
+MODEL_VERSION = 1
+#: The note type's fields, in order (documented in README).
+FIELDS = ["Question", "Code", "Choices", "Answer", "Explanation", "Hint", "Category", "Title", "Meta", "Source"]
+#: The zip entries' time when SOURCE_DATE_EPOCH is unset (the entries' times never matter to Anki).
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def stable_id(*parts: str) -> int:
+    """An Anki model or deck id that depends only on `parts` (genanki's suggested range)."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return (1 << 30) + int(digest[:8], 16) % (1 << 30)
+
+
+def build_time() -> float:
+    """Now, or SOURCE_DATE_EPOCH for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        return time.time()
+    try:
+        return float(int(epoch))
+    except ValueError:
+        raise QbankError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {epoch!r}") from None
+
+
+def tag(text: str) -> str:
+    """Anki tags cannot contain spaces."""
+    return "_".join(text.split())
+
+
+_env = templates(autoescape=True)
+
+
+def model(bank: BankInfo) -> genanki.Model:
+    front = _env.get_template("anki_front.html").render()
+    back = _env.get_template("anki_back.html").render()
+    css = _env.get_template("anki.css").render()
+    return genanki.Model(
+        stable_id("qbank-model", str(MODEL_VERSION), bank.id),
+        f"qbank v{MODEL_VERSION}: {bank.title}",
+        fields=[{"name": name} for name in FIELDS],
+        templates=[{"name": "Question", "qfmt": front, "afmt": back}],
+        css=css,
+    )
+
+
+def _choices_html(variant: Variant) -> str:
+    if not variant.choices:
+        return ""
+    items = "".join(f"<li>{inline_html(choice.text)}</li>" for choice in variant.choices)
+    note = '<p class="qb-multi">Choose every correct answer.</p>' if variant.multiple_answers else ""
+    return f'{note}<ol class="qb-choices" type="A">{items}</ol>'
+
+
+def _answer_html(variant: Variant) -> str:
+    if variant.choices:
+        parts = []
+        for index, choice in enumerate(variant.choices):
+            if choice.correct:
+                why = f'<div class="qb-why">{markdown_html(choice.feedback)}</div>' if choice.feedback else ""
+                parts.append(f'<div class="qb-key"><b>{LETTERS[index]}.</b> {inline_html(choice.text)}</div>{why}')
+        wrong = [
+            f"<li><b>{LETTERS[index]}</b>: {inline_html(choice.feedback)}</li>"
+            for index, choice in enumerate(variant.choices)
+            if not choice.correct and choice.feedback and variant.type == "multiple_choice"
+        ]
+        if wrong:
+            parts.append(f'<details class="qb-others"><summary>Why not the others</summary><ul>{"".join(wrong)}'
+                         "</ul></details>")
+        return "".join(parts)
+    key = f'<div class="qb-key">{inline_html(variant.key_text)}</div>'
+    if len(variant.answers) > 1:
+        others = ", ".join(f"<code>{escape(answer)}</code>" for answer in variant.answers[1:])
+        key += f'<div class="qb-also">Also accepted: {others}</div>'
+    return key
+
+
+def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki.Note:
+    meta = f"{variant.difficulty} · {clock(variant.time_limit)}"
+    hints = "".join(markdown_html(hint) for hint in variant.hints)
+    fields = [
+        markdown_html(variant.stem),
+        code_html(variant.code) if variant.code else "",
+        _choices_html(variant),
+        _answer_html(variant),
+        markdown_html(variant.explanation),
+        hints,
+        escape(variant.category),
+        escape(variant.title),
+        escape(meta),
+        escape(f"{bank.title} · {variant.question_id} · {variant.variant_id}"),
+    ]
+    tags = [tag(variant.category), tag(variant.difficulty), f"qbank::{tag(bank.id)}",
+            *(tag(t) for t in variant.tags)]
+    return genanki.Note(
+        model=note_model,
+        fields=fields,
+        guid=genanki.guid_for("qbank", bank.id, variant.variant_id),
+        tags=list(dict.fromkeys(tags)),
+    )
+
+
+def package_bytes(decks: list[genanki.Deck], timestamp: float) -> bytes:
+    """The .apkg as bytes, with fixed zip entry times so equal input gives equal bytes."""
+    package = genanki.Package(decks)
+    with tempfile.TemporaryDirectory(prefix="qbank-anki-") as folder:
+        database = Path(folder) / "collection.anki2"
+        connection = sqlite3.connect(database)
+        try:
+            package.write_to_db(connection.cursor(), timestamp, count(int(timestamp * 1000)))
+            connection.commit()
+        finally:
+            connection.close()
+        collection = database.read_bytes()
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in (("collection.anki2", collection), ("media", b"{}")):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+class AnkiExporter(Exporter):
+    name = "anki"
+    description = "an Anki deck (.apkg): subdecks per category; re-importing updates notes in place"
+    suffix = ".apkg"
+
+    def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+        note_model = model(bank)
+        decks: dict[str, genanki.Deck] = {}
+        for variant in variants:
+            name = f"{bank.title}::{variant.category}"
+            if name not in decks:
+                decks[name] = genanki.Deck(stable_id("qbank-deck", bank.id, variant.category), name,
+                                           description=escape(bank.description))
+            decks[name].add_note(note(bank, variant, note_model))
+        return {f"{bank.id}{self.suffix}": package_bytes(list(decks.values()), build_time())}
