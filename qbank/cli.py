@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qbank import __version__
+from qbank.check import check
 from qbank.errors import QbankError
 from qbank.exporting import formats, render_all, write_files
 from qbank.generate import generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank
 from qbank.progress import Progress
+from qbank.stress import UNIFORM_P, summarize, table
 from qbank.variant import BankInfo
 
 
@@ -74,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", "-s", type=_seed, default=0, help="the seed (default 0)")
         sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
 
+    check = commands.add_parser("check", help="run the code of questions with hand-written keys and compare")
+    add_run_options(check, 20)
+
+    stress = commands.add_parser("stress", help="make many variants and report per-question statistics")
+    add_run_options(stress, 1000)
+
     gen = commands.add_parser("generate", help="make variants and export them")
     add_run_options(gen, 1)
     gen.add_argument("--format", "-f", type=_format_list, default=["json"], help="comma-separated, or all")
@@ -114,6 +122,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _validate(args.banks)
     if command == "generate":
         return _generate(args)
+    if command == "check":
+        return _check(args)
+    if command == "stress":
+        return _stress(args)
     raise AssertionError(command)
 
 
@@ -157,6 +169,41 @@ def _generate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    bank = load_bank(args.bank)
+    report = check(bank, variants=args.variants, seed=args.seed, jobs=args.jobs)
+    for failure in report.failures:
+        print(f"variant failed: {failure}")
+    for disagreement in report.disagreements:
+        print(f"wrong key: {disagreement}")
+    claims = sum(1 for q in bank.questions if getattr(q.answer, "claim", None) is not None)
+    verdict = "ok" if report.ok else "FAILED"
+    print(f"{verdict}: {report.checked} keyed variants of {claims} questions with a claim compared with torch; "
+          f"{len(report.disagreements)} disagreements, {len(report.failures)} failed variants")
+    return 0 if report.ok else 1
+
+
+def _stress(args: argparse.Namespace) -> int:
+    bank = load_bank(args.bank)
+    progress = Progress("stress")
+    try:
+        result = generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress)
+    finally:
+        progress.close()
+    rows = summarize(bank, result)
+    print(table(rows))
+    for failure in result.failures[:20]:
+        print(f"variant failed: {failure}")
+    if len(result.failures) > 20:
+        print(f"... and {len(result.failures) - 20} more failed variants")
+    skewed = [row.question_id for row in rows if not row.uniform]
+    for question_id in skewed:
+        print(f"correct choice not uniform (p < {UNIFORM_P}): {question_id}")
+    print(f"{len(result.variants)} variants made, {len(result.failures)} failed "
+          f"({result.runs} snippets run, {result.cache_hits} reused)")
+    return 1 if result.failures or skewed else 0
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ class Generation:
     seconds: dict[str, float] = field(default_factory=dict)
     #: Each variant's run time (seconds of its main snippet), by variant id, for `stress`.
     run_seconds: dict[str, float] = field(default_factory=dict)
+    #: Distractor candidates dropped because they equalled the key or another choice, by variant id.
+    collisions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,11 +141,12 @@ def generate(
     started = time.perf_counter()
     for plan in plans:
         try:
-            variant = _assemble(bank, plan, results, seed)
+            variant, collisions = _assemble(bank, plan, results, seed)
         except _VariantFailed as exc:
             result.failures.append(Failure(bank.id, plan.question.id, seed, plan.params, str(exc)))
             continue
         result.variants.append(variant)
+        result.collisions[variant.variant_id] = collisions
         if plan.job is not None:
             result.run_seconds[variant.variant_id] = results[plan.job.key].seconds
     result.seconds["assemble"] = time.perf_counter() - started
@@ -232,7 +235,8 @@ def _outcome(question: Question, run: RunResult) -> Outcome:
     return ValueOutcome(value=run.value, expression=answer.expression)
 
 
-def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int) -> Variant:
+def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int) -> tuple[Variant, int]:
+    """The variant, and how many distractor candidates collided with the key or each other."""
     question = plan.question
     vid = variant_id(bank.id, question.id, plan.params)
     rng = rng_for(seed, bank.id, question.id, vid)
@@ -240,6 +244,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     choices: list[Choice] = []
     answers: list[str] = []
     tolerance: float | None = None
+    collisions = 0
     if plan.job is None:
         answer = question.answer
         assert isinstance(answer, StaticAnswer)
@@ -263,7 +268,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         outcome = _outcome(question, run)
         key_plain = shown.plain
         if question.type == "multiple_choice":
-            choices = _choices(question, plan, shown, results)
+            choices, collisions = _choices(question, plan, shown, results)
             rng.shuffle(choices)
         elif question.type == "true_false":
             if not isinstance(shown.value, bool):
@@ -281,7 +286,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         explanation = render(question.explanation, context)
     except TemplateProblem as exc:
         raise _VariantFailed(f"explanation: {exc}") from None
-    return Variant(
+    variant = Variant(
         bank_id=bank.id,
         question_id=question.id,
         variant_id=vid,
@@ -304,6 +309,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         tags=list(dict.fromkeys([*bank.tags, *question.tags])),
         outcome=outcome,
     )
+    return variant, collisions
 
 
 def _true_false(value: bool) -> list[Choice]:
@@ -311,16 +317,25 @@ def _true_false(value: bool) -> list[Choice]:
                                                                         source="answer")]
 
 
-def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult]) -> list[Choice]:
-    """The key and enough distinct distractors: mistakes first, then the bank's, then near misses."""
+def _choices(
+    question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult]
+) -> tuple[list[Choice], int]:
+    """The key and enough distinct distractors: mistakes first, then the bank's, then near misses.
+
+    Also returns how many mistake and bank candidates were dropped as equal to the key or to each other.
+    """
     correct = Choice(text=key.markdown, correct=True, feedback="Correct: this is what torch does.", source="answer")
     chosen = [correct]
     seen = {key.plain.strip()}
     wanted = question.num_choices
+    collisions = 0
 
     def offer(plain: str, markdown: str, feedback: str, source: Any) -> None:
+        nonlocal collisions
         norm = plain.strip()
-        if len(chosen) < wanted and norm and norm not in seen:
+        if norm in seen:
+            collisions += source != "near-miss"
+        elif len(chosen) < wanted and norm:
             seen.add(norm)
             chosen.append(Choice(text=markdown, correct=False, feedback=feedback, source=source))
 
@@ -349,4 +364,4 @@ def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, Ru
             f"only {len(chosen)} distinct choices could be made ({wanted} wanted): add mistakes or distractors, "
             "or lower num_choices"
         )
-    return chosen
+    return chosen, collisions

@@ -116,6 +116,8 @@ def check_templates(bank: models.Bank) -> None:
         for i, distractor in enumerate(question.distractors):
             fields += [(f"distractors[{i}].text", distractor.text, params, False)]
             fields += [(f"distractors[{i}].feedback", distractor.feedback, params, False)]
+        if isinstance(question.answer, models.StdoutAnswer) and question.answer.claim is not None:
+            fields.append(("answer.claim", question.answer.claim, params, False))
         if isinstance(question.answer, models.ValueAnswer):
             _check_python(question.answer.expression, question.id, "answer.expression")
         for i, mistake in enumerate(question.mistakes):
