@@ -28,6 +28,19 @@ def as_code(text: str) -> str:
     return code_block(text) if "\n" in text else code_span(text)
 
 
+def plain_of(markdown: str) -> str:
+    """The text inside a Markdown text that is one code span or one fenced block; other text as it is."""
+    text = markdown.strip()
+    block = re.fullmatch(r"(`{3,}|~{3,})[^\n]*\n(.*)\n\1", text, flags=re.S)
+    if block:
+        return block.group(2)
+    span = re.fullmatch(r"(`+)(.*?)\1", text, flags=re.S)
+    if span and "`" * len(span.group(1)) not in span.group(2):
+        inner = span.group(2)
+        return inner[1:-1] if len(inner) > 2 and inner.startswith(" ") and inner.endswith(" ") else inner
+    return text
+
+
 def format_value(value: Any, digits: int = 4) -> str:
     """A value as Python would write it, floats to `digits` significant digits."""
     if isinstance(value, bool) or value is None:

@@ -352,7 +352,7 @@ def _choices(
             shown = _Shown(plain, display.as_code(plain))
         offer(shown.plain, shown.markdown, feedback, "mistake")
     for text, feedback in plan.distractors:
-        offer(text, text, feedback or "This does not match what torch does with this code.", "distractor")
+        offer(display.plain_of(text), text, feedback or "This is not what torch does with this code.", "distractor")
     misses = display.near_misses(key.plain, key.value, digits=getattr(question.answer, "digits", 4))
     if isinstance(question.answer, ErrorAnswer) and key.plain != display.NO_ERROR:
         misses = [display.NO_ERROR, *misses]

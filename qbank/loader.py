@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from qbank import models
 from qbank.errors import BankError
+from qbank.params import sample
 from qbank.templating import TemplateProblem, unknown_names
 
 MAX_BANK_BYTES = 5 * 1024 * 1024
@@ -79,6 +80,8 @@ def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) if match else message
         column = f", column {match.group(2)}" if match else ""
         raise BankError(f"this is not valid TOML{column}: {reason}", file=display, line=line) from None
+    if not data:
+        raise BankError("the file is empty (only comments); a bank needs id, title and at least one question", file=display)
     return validate_data(data, file=display, text=text)
 
 
@@ -89,6 +92,8 @@ def validate_data(data: dict[str, Any], *, file: str | None, text: str | None) -
         raise _explain(exc, data, file, text) from None
     try:
         check_templates(bank)
+        for question in bank.questions:
+            sample(question, 1, 0, bank.id)  # constraints that no parameter values satisfy
     except BankError as exc:
         line = exc.line or _find_line(text, exc.question, exc.field)
         raise BankError(exc.reason, file=file, line=line, question=exc.question, field=exc.field) from None
@@ -179,7 +184,8 @@ def _all_field_names() -> set[str]:
 
 
 def _explain(exc: ValidationError, data: Any, file: str | None, text: str | None) -> BankError:
-    errors = exc.errors()
+    # An unknown field is usually a typo that also makes a required field "missing": report it first.
+    errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
     first = errors[0]
     question, field = _locate(first["loc"], data)
     if first["type"] == "extra_forbidden":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Category = Literal["Predict Output", "Conceptual", "Hyperparameter", "Metrics", "Debug"]
 QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false"]
@@ -118,7 +118,25 @@ class ErrorAnswer(_Strict):
     )
 
 
-Answer = Annotated[StaticAnswer | StdoutAnswer | ValueAnswer | ErrorAnswer, Field(discriminator="kind")]
+def _answer_kind(value: Any) -> str:
+    """An answer without `kind` is static: its key is written in the bank."""
+    if isinstance(value, dict):
+        kind = value.get("kind", "static")
+        return kind if isinstance(kind, str) else ""
+    return str(getattr(value, "kind", "static"))
+
+
+Answer = Annotated[
+    Annotated[StaticAnswer, Tag("static")]
+    | Annotated[StdoutAnswer, Tag("stdout")]
+    | Annotated[ValueAnswer, Tag("value")]
+    | Annotated[ErrorAnswer, Tag("error")],
+    Discriminator(
+        _answer_kind,
+        custom_error_type="answer_kind",
+        custom_error_message="answer.kind must be one of 'static', 'stdout', 'value' or 'error'",
+    ),
+]
 
 
 # --- choices, distractors, mistakes -------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""Shared fixtures: one pool of torch workers for the whole session, and generated GRU Mastery variants."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import qbank
+from qbank.generate import Generation
+from qbank.runner import WorkerPool
+
+FIXTURES = Path(__file__).parent / "fixtures"
+QBANK = shutil.which("qbank", path=os.path.dirname(sys.executable)) or "qbank"
+
+
+@pytest.fixture(scope="session")
+def pool() -> Iterator[WorkerPool]:
+    with WorkerPool(2) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="session")
+def gru_bank() -> qbank.Bank:
+    return qbank.load_bank("gru_mastery")
+
+
+@pytest.fixture(scope="session")
+def gru_50(gru_bank: qbank.Bank, pool: WorkerPool) -> Generation:
+    return qbank.generate(gru_bank, 50, 7, pool=pool)
+
+
+@pytest.fixture(scope="session")
+def hostile(pool: WorkerPool) -> Generation:
+    return qbank.generate(qbank.load_bank(FIXTURES / "hostile.toml"), 3, 1, pool=pool)
+
+
+def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The installed `qbank` command, in its own process, as a user runs it."""
+    return subprocess.run(
+        [QBANK, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
