@@ -31,7 +31,18 @@ from qbank.variant import BankInfo, Variant
 #: Raise when FIELDS or the card templates change in a way Anki cannot update in place.
 MODEL_VERSION = 1
 #: The note type's fields, in order (documented in README).
-FIELDS = ["Question", "Code", "Choices", "Answer", "Explanation", "Hint", "Category", "Title", "Meta", "Source"]
+FIELDS = [
+    "Question",
+    "Code",
+    "Choices",
+    "Answer",
+    "Explanation",
+    "Hint",
+    "Category",
+    "Title",
+    "Meta",
+    "Source",
+]
 #: The zip entries' time when SOURCE_DATE_EPOCH is unset (the entries' times never matter to Anki).
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -95,8 +106,9 @@ def _answer_html(variant: Variant) -> str:
             if not choice.correct and choice.feedback and variant.type == "multiple_choice"
         ]
         if wrong:
-            parts.append(f'<details class="qb-others"><summary>Why not the others</summary><ul>{"".join(wrong)}'
-                         "</ul></details>")
+            parts.append(
+                f'<details class="qb-others"><summary>Why not the others</summary><ul>{"".join(wrong)}</ul></details>'
+            )
         return "".join(parts)
     key = f'<div class="qb-key">{inline_html(variant.key_text)}</div>'
     if len(variant.answers) > 1:
@@ -120,8 +132,12 @@ def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki
         escape(meta),
         escape(f"{bank.title} · {variant.question_id} · {variant.variant_id}"),
     ]
-    tags = [tag(variant.category), tag(variant.difficulty), f"qbank::{tag(bank.id)}",
-            *(tag(t) for t in variant.tags)]
+    tags = [
+        tag(variant.category),
+        tag(variant.difficulty),
+        f"qbank::{tag(bank.id)}",
+        *(tag(t) for t in variant.tags),
+    ]
     return genanki.Note(
         model=note_model,
         fields=fields,
@@ -163,7 +179,10 @@ class AnkiExporter(Exporter):
         for variant in variants:
             name = f"{bank.title}::{variant.category}"
             if name not in decks:
-                decks[name] = genanki.Deck(stable_id("qbank-deck", bank.id, variant.category), name,
-                                           description=escape(bank.description))
+                decks[name] = genanki.Deck(
+                    stable_id("qbank-deck", bank.id, variant.category),
+                    name,
+                    description=escape(bank.description),
+                )
             decks[name].add_note(note(bank, variant, note_model))
         return {f"{bank.id}{self.suffix}": package_bytes(list(decks.values()), build_time())}

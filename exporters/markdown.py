@@ -29,7 +29,11 @@ def item(text: str) -> str:
 
 
 _env = templates(
-    autoescape=False, md_escape=escape, item=item, code=code_span, fenced=lambda code: code_block(code, "python")
+    autoescape=False,
+    md_escape=escape,
+    item=item,
+    code=code_span,
+    fenced=lambda code: code_block(code, "python"),
 )
 
 

@@ -18,8 +18,18 @@ from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Choice, Variant
 
 #: Moodle's grade fractions for k correct answers out of a multiple-answer question (k = 1..10).
-FRACTIONS = {1: "100", 2: "50", 3: "33.33333", 4: "25", 5: "20", 6: "16.66667", 7: "14.28571", 8: "12.5",
-             9: "11.11111", 10: "10"}
+FRACTIONS = {
+    1: "100",
+    2: "50",
+    3: "33.33333",
+    4: "25",
+    5: "20",
+    6: "16.66667",
+    7: "14.28571",
+    8: "12.5",
+    9: "11.11111",
+    10: "10",
+}
 MAX_NAME = 255
 MAX_IDNUMBER = 100
 
@@ -83,13 +93,17 @@ def _choice_answers(variant: Variant) -> list[_Answer]:
             return "100" if choice.correct else "0"
         return FRACTIONS[len(correct)] if choice.correct else "-" + FRACTIONS[wrong]
 
-    return [_Answer(fraction(c), inline_html(c.text), markdown_html(c.feedback) if c.feedback else "")
-            for c in variant.choices]
+    return [
+        _Answer(fraction(c), inline_html(c.text), markdown_html(c.feedback) if c.feedback else "")
+        for c in variant.choices
+    ]
 
 
 def _question(bank: BankInfo, variant: Variant) -> _Question:
-    header = (f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
-              f"time limit {clock(variant.time_limit)}</p>")
+    header = (
+        f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
+        f"time limit {clock(variant.time_limit)}</p>"
+    )
     text = header + markdown_html(variant.stem) + (code_html(variant.code) if variant.code else "")
     hints, general = _hints(variant)
     if variant.type == "multiple_choice":
@@ -97,7 +111,10 @@ def _question(bank: BankInfo, variant: Variant) -> _Question:
     elif variant.type == "true_false":
         moodle_type = "truefalse"
         truth = next(c.text == "True" for c in variant.choices if c.correct)
-        answers = [_Answer("100" if truth else "0", "true", ""), _Answer("0" if truth else "100", "false", "")]
+        answers = [
+            _Answer("100" if truth else "0", "true", ""),
+            _Answer("0" if truth else "100", "false", ""),
+        ]
     elif variant.type == "numeric":
         moodle_type, answers = "numerical", [_Answer("100", variant.answers[0], "")]
     else:
@@ -137,8 +154,11 @@ class MoodleExporter(Exporter):
             groups.setdefault(variant.question_id, []).append(_question(bank, variant))
             titles.setdefault(variant.question_id, variant.title)
         categories = [
-            {"path": category_path(bank.title, f"{titles[qid]} ({qid})"), "idnumber": f"{bank.id}:{qid}",
-             "questions": questions}
+            {
+                "path": category_path(bank.title, f"{titles[qid]} ({qid})"),
+                "idnumber": f"{bank.id}:{qid}",
+                "questions": questions,
+            }
             for qid, questions in groups.items()
         ]
         text = _env.get_template("moodle.xml.j2").render(bank=bank, categories=categories, seed=seed)

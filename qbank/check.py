@@ -38,8 +38,9 @@ class CheckReport:
         return not self.disagreements and not self.failures
 
 
-def check(bank: Bank, *, variants: int = 20, seed: int = 0, pool: WorkerPool | None = None,
-          jobs: int | None = None) -> CheckReport:
+def check(
+    bank: Bank, *, variants: int = 20, seed: int = 0, pool: WorkerPool | None = None, jobs: int | None = None
+) -> CheckReport:
     """Generate variants (every variant must succeed) and compare each claimed key with the real outcome."""
     result = generate(bank, variants, seed, pool=pool, jobs=jobs)
     report = CheckReport(failures=list(result.failures))
@@ -69,13 +70,19 @@ def compare(question: Question, variant: Variant) -> tuple[str, str, bool] | Non
         claim = render(answer.claim, variant.params).strip()
         return repr(claim), repr(outcome.stdout.strip()), claim == outcome.stdout.strip()
     if isinstance(answer, ValueAnswer) and answer.claim is not None and isinstance(outcome, ValueOutcome):
-        return repr(answer.claim), repr(outcome.value), _same_value(answer.claim, outcome.value, answer.tolerance)
+        return (
+            repr(answer.claim),
+            repr(outcome.value),
+            _same_value(answer.claim, outcome.value, answer.tolerance),
+        )
     return None
 
 
 def _same_value(claim: Any, actual: Any, tolerance: float) -> bool:
     if isinstance(claim, list) and isinstance(actual, list):
-        return len(claim) == len(actual) and all(_same_value(c, a, tolerance) for c, a in zip(claim, actual))
+        return len(claim) == len(actual) and all(
+            _same_value(c, a, tolerance) for c, a in zip(claim, actual, strict=True)
+        )
     numbers = (int, float)
     if isinstance(claim, numbers) and isinstance(actual, numbers) and not isinstance(claim, bool):
         return math.isclose(claim, actual, abs_tol=max(tolerance, 1e-9))

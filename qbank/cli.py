@@ -58,7 +58,8 @@ def _format_list(text: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="qbank", description="Typed question banks into verified quiz variants (answers computed with torch)."
+        prog="qbank",
+        description="Typed question banks into verified quiz variants (answers computed with torch).",
     )
     parser.add_argument("--version", action="version", version=f"qbank {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -72,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def add_run_options(sub: argparse.ArgumentParser, variants: int) -> None:
         sub.add_argument("bank", metavar="BANK", help="a bank file or built-in id")
-        sub.add_argument("--variants", "-n", type=_positive, default=variants, help=f"per question (default {variants})")
+        sub.add_argument(
+            "--variants", "-n", type=_positive, default=variants, help=f"per question (default {variants})"
+        )
         sub.add_argument("--seed", "-s", type=_seed, default=0, help="the seed (default 0)")
         sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
 
@@ -86,8 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     add_run_options(gen, 1)
     gen.add_argument("--format", "-f", type=_format_list, default=["json"], help="comma-separated, or all")
     gen.add_argument("--out", "-o", type=Path, required=True, help="output folder (made if missing)")
-    gen.add_argument("--strict", action="store_true",
-                     help="fail when a question allows fewer distinct variants than asked")
+    gen.add_argument(
+        "--strict", action="store_true", help="fail when a question allows fewer distinct variants than asked"
+    )
     return parser
 
 
@@ -161,12 +165,13 @@ def _generate(args: argparse.Namespace) -> int:
     written = write_files(args.out, files)
     print(
         f"{len(result.variants)} variants of {len(bank.questions)} questions "
-        f"({result.runs} snippets run, {result.cache_hits} reused) → "
-        + ", ".join(str(path) for path in written)
+        f"({result.runs} snippets run, {result.cache_hits} reused) → " + ", ".join(str(path) for path in written)
     )
     if result.failures:
-        print(f"qbank: error: {len(result.failures)} variant(s) failed (listed above); the others were exported",
-              file=sys.stderr)
+        print(
+            f"qbank: error: {len(result.failures)} variant(s) failed (listed above); the others were exported",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -180,8 +185,10 @@ def _check(args: argparse.Namespace) -> int:
         print(f"wrong key: {disagreement}")
     claims = sum(1 for q in bank.questions if getattr(q.answer, "claim", None) is not None)
     verdict = "ok" if report.ok else "FAILED"
-    print(f"{verdict}: {report.checked} keyed variants of {claims} questions with a claim compared with torch; "
-          f"{len(report.disagreements)} disagreements, {len(report.failures)} failed variants")
+    print(
+        f"{verdict}: {report.checked} keyed variants of {claims} questions with a claim compared with torch; "
+        f"{len(report.disagreements)} disagreements, {len(report.failures)} failed variants"
+    )
     return 0 if report.ok else 1
 
 
@@ -201,8 +208,10 @@ def _stress(args: argparse.Namespace) -> int:
     skewed = [row.question_id for row in rows if not row.uniform]
     for question_id in skewed:
         print(f"correct choice not uniform (p < {UNIFORM_P}): {question_id}")
-    print(f"{len(result.variants)} variants made, {len(result.failures)} failed "
-          f"({result.runs} snippets run, {result.cache_hits} reused)")
+    print(
+        f"{len(result.variants)} variants made, {len(result.failures)} failed "
+        f"({result.runs} snippets run, {result.cache_hits} reused)"
+    )
     return 1 if result.failures or skewed else 0
 
 

@@ -83,8 +83,7 @@ def size_text(dims: list[int]) -> str:
 def spellings(plain: str, value: Any = None) -> list[str]:
     """Ways a learner may rightly type an answer: a shape as torch.Size([2, 3]), (2, 3) or [2, 3]."""
     dims = shape_of(plain)
-    if dims is None and isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
-                                                         for v in value):
+    if dims is None and isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         dims = list(value)
     found = [plain]
     if dims is not None:
@@ -120,7 +119,13 @@ def near_misses(plain: str, value: Any = None, *, digits: int = 4) -> list[str]:
     if isinstance(value, int):
         return [str(v) for v in (value * 2, value + 1, value - 1, value // 2 if value > 1 else value + 2)]
     if isinstance(value, float) and math.isfinite(value):
-        candidates = [value * 2, value / 2, 1 - value if 0 <= value <= 1 else value + 1, value + 0.1, value - 0.1]
+        candidates = [
+            value * 2,
+            value / 2,
+            1 - value if 0 <= value <= 1 else value + 1,
+            value + 0.1,
+            value - 0.1,
+        ]
         return [format_value(v, digits) for v in candidates]
     if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return [format_value(d) for d in _shape_misses(list(value))]

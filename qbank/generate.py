@@ -212,9 +212,7 @@ def _shown(question: Question, run: RunResult) -> _Shown:
         return _Shown(plain, plain if run.error is None else display.as_code(plain))
     if run.error is not None:
         kind = "print" if isinstance(answer, StdoutAnswer) else "give a value"
-        raise _VariantFailed(
-            f"the code was expected to {kind} but raised {run.error['type']}: {run.error['message']}"
-        )
+        raise _VariantFailed(f"the code was expected to {kind} but raised {run.error['type']}: {run.error['message']}")
     if isinstance(answer, StdoutAnswer):
         plain = run.stdout.rstrip("\n")
         if not plain.strip():
@@ -313,13 +311,13 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
 
 
 def _true_false(value: bool) -> list[Choice]:
-    return [Choice(text="True", correct=value, source="answer"), Choice(text="False", correct=not value,
-                                                                        source="answer")]
+    return [
+        Choice(text="True", correct=value, source="answer"),
+        Choice(text="False", correct=not value, source="answer"),
+    ]
 
 
-def _choices(
-    question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult]
-) -> tuple[list[Choice], int]:
+def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult]) -> tuple[list[Choice], int]:
     """The key and enough distinct distractors: mistakes first, then the bank's, then near misses.
 
     Also returns how many mistake and bank candidates were dropped as equal to the key or to each other.
@@ -339,7 +337,7 @@ def _choices(
             seen.add(norm)
             chosen.append(Choice(text=markdown, correct=False, feedback=feedback, source=source))
 
-    for mistake, job, feedback in plan.mistakes:
+    for _, job, feedback in plan.mistakes:
         run = results[job.key]
         if run.failure:
             continue  # a mistake that cannot run gives no distractor; the next source fills in
@@ -352,7 +350,12 @@ def _choices(
             shown = _Shown(plain, display.as_code(plain))
         offer(shown.plain, shown.markdown, feedback, "mistake")
     for text, feedback in plan.distractors:
-        offer(display.plain_of(text), text, feedback or "This is not what torch does with this code.", "distractor")
+        offer(
+            display.plain_of(text),
+            text,
+            feedback or "This is not what torch does with this code.",
+            "distractor",
+        )
     misses = display.near_misses(key.plain, key.value, digits=getattr(question.answer, "digits", 4))
     if isinstance(question.answer, ErrorAnswer) and key.plain != display.NO_ERROR:
         misses = [display.NO_ERROR, *misses]

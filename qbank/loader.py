@@ -44,9 +44,7 @@ def resolve(name: str) -> Path:
         return banks[name]
     hint = difflib.get_close_matches(name, list(banks), n=1)
     suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-    raise BankError(
-        f"'{name}' is neither a bank file nor a built-in bank (built-in: {', '.join(banks)}){suggestion}"
-    )
+    raise BankError(f"'{name}' is neither a bank file nor a built-in bank (built-in: {', '.join(banks)}){suggestion}")
 
 
 def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
@@ -81,7 +79,10 @@ def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
         column = f", column {match.group(2)}" if match else ""
         raise BankError(f"this is not valid TOML{column}: {reason}", file=display, line=line) from None
     if not data:
-        raise BankError("the file is empty (only comments); a bank needs id, title and at least one question", file=display)
+        raise BankError(
+            "the file is empty (only comments); a bank needs id, title and at least one question",
+            file=display,
+        )
     return validate_data(data, file=display, text=text)
 
 
@@ -184,8 +185,16 @@ def _all_field_names() -> set[str]:
 
 
 def _explain(exc: ValidationError, data: Any, file: str | None, text: str | None) -> BankError:
-    # An unknown field is usually a typo that also makes a required field "missing": report it first.
+    # An unknown field is usually a typo that also makes a required field "missing": report the typo, and
+    # drop the "missing" error it explains.
     errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+    typos = {
+        (e["loc"][:-1], m)
+        for e in errors
+        if e["type"] == "extra_forbidden"
+        for m in difflib.get_close_matches(str(e["loc"][-1]), _all_field_names(), n=1)
+    }
+    errors = [e for e in errors if not (e["type"] == "missing" and (e["loc"][:-1], e["loc"][-1]) in typos)]
     first = errors[0]
     question, field = _locate(first["loc"], data)
     if first["type"] == "extra_forbidden":
@@ -224,9 +233,8 @@ def _locate(loc: tuple[Any, ...], data: Any) -> tuple[str | None, str]:
             node = None
         items = items[2:]
     for item in items:
-        if isinstance(node, dict) and item in node:
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+        in_list = isinstance(node, list) and isinstance(item, int) and item < len(node)
+        if (isinstance(node, dict) and item in node) or in_list:
             node = node[item]
         elif isinstance(node, dict) and item in (node.get("type"), node.get("kind")):
             continue  # the discriminator Pydantic adds to the path of a tagged union

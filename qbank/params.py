@@ -52,8 +52,11 @@ def sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
     names = list(question.params)
     domains = [question.params[name].values() for name in names]
     if space_size(question) <= ENUMERATE_LIMIT:
-        valid = [p for p in (dict(zip(names, combo, strict=True)) for combo in itertools.product(*domains))
-                 if satisfies(question, p)]
+        valid = [
+            p
+            for p in (dict(zip(names, combo, strict=True)) for combo in itertools.product(*domains))
+            if satisfies(question, p)
+        ]
         if not valid:
             raise _unsatisfiable(question)
         chosen = rng.sample(valid, min(count, len(valid)))

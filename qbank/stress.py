@@ -108,8 +108,17 @@ def summarize(bank: Bank, result: Generation) -> list[QuestionStats]:
 
 
 def table(rows: list[QuestionStats]) -> str:
-    header = ("question", "made", "failed", "params", "answers", "correct position", "p", "collisions",
-              "run ms min/med/max")
+    header = (
+        "question",
+        "made",
+        "failed",
+        "params",
+        "answers",
+        "correct position",
+        "p",
+        "collisions",
+        "run ms min/med/max",
+    )
     lines = [header]
     for row in rows:
         spread = "/".join(str(row.positions[i]) for i in range(row.choices)) if row.choices else "-"
@@ -119,8 +128,20 @@ def table(rows: list[QuestionStats]) -> str:
             timing = f"{min(times):.1f}/{statistics.median(times):.1f}/{max(times):.1f}"
         else:
             timing = "-"
-        lines.append((row.question_id, str(row.made), str(row.failed), str(row.distinct_params),
-                      str(row.distinct_answers), spread, p, str(row.collisions), timing))
+        lines.append(
+            (
+                row.question_id,
+                str(row.made),
+                str(row.failed),
+                str(row.distinct_params),
+                str(row.distinct_answers),
+                spread,
+                p,
+                str(row.collisions),
+                timing,
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )

@@ -66,7 +66,11 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     try:
         code = compile(job["code"], "<snippet>", "exec")
     except SyntaxError as exc:
-        return {**result, "seconds": 0.0, "failure": f"the code is not valid Python: {exc.msg} (line {exc.lineno})"}
+        return {
+            **result,
+            "seconds": 0.0,
+            "failure": f"the code is not valid Python: {exc.msg} (line {exc.lineno})",
+        }
     torch.manual_seed(0)
     started = time.perf_counter()
     try:
@@ -98,7 +102,9 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     result["seconds"] = time.perf_counter() - started
     result["stdout"] = output.getvalue()
     error = result["error"]
-    if error and (error["type"] == "OutOfMemoryError" or any(s in error["message"] for s in _OOM_MESSAGES)):
+    if error and (
+        error["type"] in ("MemoryError", "OutOfMemoryError") or any(s in error["message"] for s in _OOM_MESSAGES)
+    ):
         result["failure"] = f"the code needed more memory than its limit of {job['memory_mb']} MB"
     return result
 

@@ -40,9 +40,14 @@ def hostile(pool: WorkerPool) -> Generation:
     return qbank.generate(qbank.load_bank(FIXTURES / "hostile.toml"), 3, 1, pool=pool)
 
 
-def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """The installed `qbank` command, in its own process, as a user runs it."""
     return subprocess.run(
-        [QBANK, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        [QBANK, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )

@@ -42,8 +42,14 @@ print(json.dumps(results))
 
 
 def rerun(items: list[dict[str, object]]) -> list[dict[str, object]]:
-    done = subprocess.run([sys.executable, "-c", RERUN], input=json.dumps(items), capture_output=True,
-                          text=True, check=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", RERUN],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return json.loads(done.stdout)
 
 
@@ -64,8 +70,10 @@ def test_every_question_gets_variants_with_distinct_parameters(gru_50: Generatio
 def test_recorded_outcomes_are_reproduced_by_an_independent_rerun(gru_50: Generation) -> None:
     executed = [v for v in gru_50.variants if v.code is not None]
     assert len(executed) >= 250
-    items = [{"code": v.code, "expression": v.outcome.expression if isinstance(v.outcome, ValueOutcome) else None}
-             for v in executed]
+    items = [
+        {"code": v.code, "expression": v.outcome.expression if isinstance(v.outcome, ValueOutcome) else None}
+        for v in executed
+    ]
     for variant, again in zip(executed, rerun(items), strict=True):
         outcome = variant.outcome
         if isinstance(outcome, StdoutOutcome):
@@ -117,8 +125,20 @@ def test_mistakes_become_distractors_with_feedback_naming_them(gru_50: Generatio
 def test_same_seed_gives_identical_json_and_another_seed_other_parameters(tmp_path: Path) -> None:
     outputs = []
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        done = run_cli("generate", "gru_mastery", "--variants", 5, "--seed", seed, "--format", "json",
-                       "--out", tmp_path / name, "--jobs", 2 if name == "a" else 1)
+        done = run_cli(
+            "generate",
+            "gru_mastery",
+            "--variants",
+            5,
+            "--seed",
+            seed,
+            "--format",
+            "json",
+            "--out",
+            tmp_path / name,
+            "--jobs",
+            2 if name == "a" else 1,
+        )
         assert done.returncode == 0, done.stderr
         outputs.append((tmp_path / name / "gru_mastery.json").read_bytes())
     assert outputs[0] == outputs[1]
@@ -135,23 +155,52 @@ def test_json_export_loads_back_into_the_same_variants(gru_50: Generation, tmp_p
     assert document.variants == gru_50.variants
     raw = json.loads((tmp_path / "gru_mastery.json").read_text())
     sample = raw["variants"][0]
-    for key in ("bank_id", "question_id", "variant_id", "params", "category", "type", "multiple_answers", "stem",
-                "code", "choices", "answers", "hint", "explanation", "tags", "outcome"):
+    for key in (
+        "bank_id",
+        "question_id",
+        "variant_id",
+        "params",
+        "category",
+        "type",
+        "multiple_answers",
+        "stem",
+        "code",
+        "choices",
+        "answers",
+        "hint",
+        "explanation",
+        "tags",
+        "outcome",
+    ):
         assert key in sample
 
 
 def test_a_variant_whose_code_fails_costs_only_itself(pool: WorkerPool) -> None:
-    bank = qbank.load_bank({
-        "id": "fragile", "title": "Fragile",
-        "questions": [{
-            "id": "sometimes", "title": "Sometimes", "category": "Predict Output", "type": "short_answer",
-            "difficulty": "beginner", "time_limit": 30, "stem": "What prints?", "explanation": "It prints {{ answer }}.",
-            "code": "{% if n == 3 %}import os\nos._exit(1)\n{% elif n == 4 %}while True: pass\n{% endif %}print({{ n }})",
-            "answer": {"kind": "stdout"},
-            "params": {"n": {"type": "int", "min": 1, "max": 6}},
-            "limits": {"wall_seconds": 2, "cpu_seconds": 1},
-        }],
-    })
+    bank = qbank.load_bank(
+        {
+            "id": "fragile",
+            "title": "Fragile",
+            "questions": [
+                {
+                    "id": "sometimes",
+                    "title": "Sometimes",
+                    "category": "Predict Output",
+                    "type": "short_answer",
+                    "difficulty": "beginner",
+                    "time_limit": 30,
+                    "stem": "What prints?",
+                    "explanation": "It prints {{ answer }}.",
+                    "code": (
+                        "{% if n == 3 %}import os\nos._exit(1)\n"
+                        "{% elif n == 4 %}while True: pass\n{% endif %}print({{ n }})"
+                    ),
+                    "answer": {"kind": "stdout"},
+                    "params": {"n": {"type": "int", "min": 1, "max": 6}},
+                    "limits": {"wall_seconds": 2, "cpu_seconds": 1},
+                }
+            ],
+        }
+    )
     result = qbank.generate(bank, 6, 0, pool=pool)
     assert sorted(v.params["n"] for v in result.variants) == [1, 2, 5, 6]
     reasons = {f.params["n"]: f.reason for f in result.failures}
@@ -162,14 +211,27 @@ def test_a_variant_whose_code_fails_costs_only_itself(pool: WorkerPool) -> None:
 
 
 def test_identical_snippets_run_once(pool: WorkerPool) -> None:
-    bank = qbank.load_bank({
-        "id": "cached", "title": "Cached",
-        "questions": [{
-            "id": f"q{i}", "title": "Same code", "category": "Predict Output", "type": "short_answer",
-            "difficulty": "beginner", "time_limit": 30, "stem": "What prints?", "explanation": "{{ answer }}",
-            "code": "print(sum(range(12345)))", "answer": {"kind": "stdout"},
-        } for i in range(3)],
-    })
+    bank = qbank.load_bank(
+        {
+            "id": "cached",
+            "title": "Cached",
+            "questions": [
+                {
+                    "id": f"q{i}",
+                    "title": "Same code",
+                    "category": "Predict Output",
+                    "type": "short_answer",
+                    "difficulty": "beginner",
+                    "time_limit": 30,
+                    "stem": "What prints?",
+                    "explanation": "{{ answer }}",
+                    "code": "print(sum(range(12345)))",
+                    "answer": {"kind": "stdout"},
+                }
+                for i in range(3)
+            ],
+        }
+    )
     first = qbank.generate(bank, 1, 0, pool=pool)
     assert first.runs == 1 and first.cache_hits == 2
     second = qbank.generate(bank, 1, 0, pool=pool)
@@ -178,15 +240,28 @@ def test_identical_snippets_run_once(pool: WorkerPool) -> None:
 
 
 def test_too_few_choices_is_reported_not_padded(pool: WorkerPool) -> None:
-    bank = qbank.load_bank({
-        "id": "thin", "title": "Thin",
-        "questions": [{
-            "id": "words", "title": "Words", "category": "Predict Output", "type": "multiple_choice",
-            "difficulty": "beginner", "time_limit": 30, "stem": "What prints?", "explanation": "{{ answer }}",
-            "code": "print('hello')", "answer": {"kind": "stdout"}, "num_choices": 3,
-            "distractors": [{"text": "`hello`"}, {"text": "`world`"}],
-        }],
-    })
+    bank = qbank.load_bank(
+        {
+            "id": "thin",
+            "title": "Thin",
+            "questions": [
+                {
+                    "id": "words",
+                    "title": "Words",
+                    "category": "Predict Output",
+                    "type": "multiple_choice",
+                    "difficulty": "beginner",
+                    "time_limit": 30,
+                    "stem": "What prints?",
+                    "explanation": "{{ answer }}",
+                    "code": "print('hello')",
+                    "answer": {"kind": "stdout"},
+                    "num_choices": 3,
+                    "distractors": [{"text": "`hello`"}, {"text": "`world`"}],
+                }
+            ],
+        }
+    )
     result = qbank.generate(bank, 1, 0, pool=pool)
     assert not result.variants
     assert "only 2 distinct choices" in result.failures[0].reason
@@ -194,14 +269,26 @@ def test_too_few_choices_is_reported_not_padded(pool: WorkerPool) -> None:
 
 @pytest.mark.parametrize("count", [1, 3])
 def test_parameter_space_smaller_than_asked_is_a_notice(count: int, pool: WorkerPool) -> None:
-    bank = qbank.load_bank({
-        "id": "small", "title": "Small",
-        "questions": [{
-            "id": "two", "title": "Two", "category": "Conceptual", "type": "true_false", "difficulty": "beginner",
-            "time_limit": 10, "stem": "Is {{ x }} true?", "explanation": "It is.", "answer": {"value": True},
-            "params": {"x": {"type": "bool"}},
-        }],
-    })
+    bank = qbank.load_bank(
+        {
+            "id": "small",
+            "title": "Small",
+            "questions": [
+                {
+                    "id": "two",
+                    "title": "Two",
+                    "category": "Conceptual",
+                    "type": "true_false",
+                    "difficulty": "beginner",
+                    "time_limit": 10,
+                    "stem": "Is {{ x }} true?",
+                    "explanation": "It is.",
+                    "answer": {"value": True},
+                    "params": {"x": {"type": "bool"}},
+                }
+            ],
+        }
+    )
     result = qbank.generate(bank, count, 0, pool=pool)
     assert len(result.variants) == min(count, 2)
     assert bool(result.notices) == (count > 2)

@@ -1,0 +1,98 @@
+"""The `qbank` command as a user runs it: exit codes, messages, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import FIXTURES, run_cli
+
+
+def test_list_shows_the_built_in_banks() -> None:
+    done = run_cli("list")
+    assert done.returncode == 0
+    assert "gru_mastery" in done.stdout
+
+
+def test_schema_is_json_schema_of_the_bank_format() -> None:
+    done = run_cli("schema")
+    schema = json.loads(done.stdout)
+    assert {"id", "title", "questions"} <= set(schema["properties"])
+    question = schema["$defs"]["Question"]
+    assert {"category", "type", "difficulty", "time_limit", "attempts", "hints", "params"} <= set(
+        question["properties"]
+    )
+
+
+def test_validate_accepts_the_built_in_bank_and_fixtures() -> None:
+    done = run_cli("validate", "gru_mastery", FIXTURES / "hostile.toml", FIXTURES / "reference_debug.toml")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("ok:") == 3
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    for args in (
+        ["generate", "gru_mastery", "--variants", "0", "--out", tmp_path],
+        ["generate", "gru_mastery", "--variants", "-3", "--out", tmp_path],
+        ["generate", "gru_mastery", "--format", "pdf", "--out", tmp_path],
+        ["generate", "gru_mastery"],
+        ["frobnicate"],
+    ):
+        done = run_cli(*args)
+        assert done.returncode == 2, args
+        assert "Traceback" not in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_generate_writes_every_format(tmp_path: Path) -> None:
+    done = run_cli("generate", "gru_mastery", "-n", 2, "-s", 1, "-f", "all", "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == sorted(
+        [
+            "gru_mastery.json",
+            "gru_mastery.md",
+            "gru_mastery.key.md",
+            "gru_mastery.moodle.xml",
+            "gru_mastery.apkg",
+        ]
+    )
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = run_cli("generate", "gru_mastery", "-f", "json", "-o", blocker / "sub")
+    assert done.returncode == 1
+    assert done.stderr.startswith("qbank: error: cannot create the output folder")
+
+
+def test_strict_refuses_a_parameter_space_smaller_than_asked(tmp_path: Path) -> None:
+    done = run_cli("generate", FIXTURES / "hostile.toml", "-n", 6, "--strict", "-o", tmp_path / "out")
+    assert done.returncode == 1
+    assert "allow only 3 distinct variants" in done.stderr
+    assert not (tmp_path / "out").exists()
+    done = run_cli("generate", FIXTURES / "hostile.toml", "-n", 6, "-o", tmp_path / "out")
+    assert done.returncode == 0 and "note:" in done.stderr
+
+
+def test_check_flags_the_published_wrong_key() -> None:
+    done = run_cli("check", FIXTURES / "reference_debug.toml")
+    assert done.returncode == 1
+    assert "published_debug" in done.stdout
+    assert "claims a RuntimeError, but torch gives no error" in done.stdout
+    assert "published_shape" not in done.stdout.split("FAILED")[0].replace("published_debug", "")
+
+
+def test_check_passes_the_built_in_bank() -> None:
+    done = run_cli("check", "gru_mastery", "-n", 10)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_stress_reports_per_question_statistics() -> None:
+    done = run_cli("stress", "gru_mastery", "-n", 200, "-s", 3)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["question", "made", "failed"]
+    row = next(line.split() for line in lines if line.startswith("gru_debug_input "))
+    assert row[1] == "200" and row[2] == "0"

@@ -1,0 +1,65 @@
+"""Markdown: a student sheet and a key, parsed back with markdown-it-py (structure, not substrings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+import qbank
+from qbank.generate import Generation
+
+parser = MarkdownIt("commonmark")
+
+
+def tokens(path: Path) -> list[Token]:
+    return parser.parse(path.read_text(encoding="utf-8"))
+
+
+def headings(parsed: list[Token], level: str) -> list[str]:
+    return [parsed[i + 1].content for i, t in enumerate(parsed) if t.type == "heading_open" and t.tag == level]
+
+
+def test_sheet_has_a_heading_code_and_lettered_choices_per_question(gru_50: Generation, tmp_path: Path) -> None:
+    qbank.export(gru_50, ["markdown"], tmp_path)
+    parsed = tokens(tmp_path / "gru_mastery.md")
+    titles = headings(parsed, "h2")
+    questions = [t for t in titles if t != "Hints"]
+    assert len(questions) == len(gru_50.variants)
+    assert questions[0] == f"1. {gru_50.variants[0].title}"
+    fences = [t for t in parsed if t.type == "fence"]
+    coded = [v for v in gru_50.variants if v.code]
+    assert [f.content for f in fences if f.info == "python"] == [v.code.rstrip("\n") + "\n" for v in coded]
+    items = [parsed[i + 2].content for i, t in enumerate(parsed) if t.type == "list_item_open"]
+    lettered = [text for text in items if text[:6] in {f"**{c}.**" for c in "ABCDEFGH"}]
+    assert len(lettered) >= sum(len(v.choices) for v in gru_50.variants if v.type == "multiple_choice")
+    assert "intermediate · 2:00" in (tmp_path / "gru_mastery.md").read_text()
+
+
+def test_key_gives_the_answer_and_explanation_for_each_question(gru_50: Generation, tmp_path: Path) -> None:
+    qbank.export(gru_50, ["markdown"], tmp_path)
+    text = (tmp_path / "gru_mastery.key.md").read_text()
+    parsed = tokens(tmp_path / "gru_mastery.key.md")
+    assert len(headings(parsed, "h2")) == len(gru_50.variants)
+    sections = text.split("\n## ")[1:]
+    for section, variant in zip(sections, gru_50.variants, strict=True):
+        assert "**Answer" in section
+        if variant.type == "multiple_choice":
+            letter = "ABCDEFGH"[[c.correct for c in variant.choices].index(True)]
+            assert f"**Answer {letter}:**" in section
+        assert variant.explanation.strip().splitlines()[0] in section
+    assert "seed 7" in text
+
+
+def test_hostile_titles_are_escaped_and_code_is_kept(hostile: Generation, tmp_path: Path) -> None:
+    qbank.export(hostile, ["markdown"], tmp_path)
+    parsed = tokens(tmp_path / "hostile.md")
+    assert len(headings(parsed, "h1")) == 1
+    inline = next(t for i, t in enumerate(parsed) if t.type == "inline" and parsed[i - 1].tag == "h1")
+    rendered = "".join(child.content for child in inline.children or [])
+    assert rendered == hostile.bank.title
+    fences = [t.content for t in parsed if t.type == "fence"]
+    for variant in hostile.variants:
+        if variant.code:
+            assert variant.code.rstrip("\n") + "\n" in fences

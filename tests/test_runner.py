@@ -1,0 +1,69 @@
+"""Contained execution: a runaway snippet costs only itself; the pool recovers."""
+
+from __future__ import annotations
+
+import pytest
+
+from qbank.models import RunLimits
+from qbank.runner import Job, WorkerPool
+
+FAST = RunLimits(wall_seconds=3, cpu_seconds=2, memory_mb=512)
+
+RUNAWAYS = {
+    "infinite loop": ("while True:\n    pass", "CPU time"),
+    "sleeping forever": ("import time\ntime.sleep(60)", "wall-time limit of 3 s"),
+    "huge allocation": ("import torch\nx = torch.ones(10**11)", "memory"),
+    "python allocation": ("x = bytearray(10**10)", "memory"),
+    "sys.exit": ("import sys\nsys.exit(3)", "sys.exit(3)"),
+    "os._exit": ("import os\nos._exit(0)", "exit code 0"),
+    "segfault": ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
+    "kill itself": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "SIGKILL"),
+    "endless printing": ("while True:\n    print('x' * 1000)", "printed more than"),
+    "swallowing the limit": (
+        "while True:\n    try:\n        pass\n    except Exception:\n        pass",
+        "CPU time",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RUNAWAYS))
+def test_runaway_is_contained_and_the_next_job_runs(name: str, pool: WorkerPool) -> None:
+    code, reason = RUNAWAYS[name]
+    before = Job(f"print('before {name}')", limits=FAST)
+    after = Job(f"print('after {name}')", limits=FAST)
+    bad = Job(code + f"\n# {name}", limits=FAST)
+    results = pool.run([before, bad, after])
+    assert results[bad.key].failure is not None and reason in results[bad.key].failure
+    assert results[before.key].stdout == f"before {name}\n"
+    assert results[after.key].stdout == f"after {name}\n"
+
+
+def test_outcomes_are_recorded(pool: WorkerPool) -> None:
+    jobs = [
+        Job("print(1 + 1)"),
+        Job("x = [1, 2]", "x + [3]"),
+        Job("raise KeyError('k')"),
+        Job("import torch\nt = torch.zeros(2, 3)", "t.shape"),
+        Job("x = (", None),
+    ]
+    results = [pool.run([job])[job.key] for job in jobs]
+    assert results[0].stdout == "2\n" and results[0].error is None
+    assert results[1].value == [1, 2, 3] and results[1].has_value
+    assert results[2].error == {"type": "KeyError", "message": "'k'"}
+    assert results[3].value == [2, 3]
+    assert results[4].failure and "not valid Python" in results[4].failure
+
+
+def test_state_does_not_leak_between_runs(pool: WorkerPool) -> None:
+    first = Job("import torch\ntorch.set_default_dtype(torch.float64)\nleaked = 1")
+    second = Job("import torch\nprint(torch.zeros(1).dtype, 'leaked' in globals())")
+    pool.run([first])
+    assert pool.run([second])[second.key].stdout == "torch.float32 False\n"
+
+
+def test_two_workers_share_a_batch() -> None:
+    with WorkerPool(2) as fresh:
+        jobs = [Job(f"import os\nprint(os.getpid())\n# {i}") for i in range(40)]
+        results = fresh.run(jobs)
+        assert len({results[job.key].stdout for job in jobs}) == 2
+        assert fresh.runs == 40
