@@ -48,15 +48,8 @@ def test_generate_writes_every_format(tmp_path: Path) -> None:
     done = run_cli("generate", "gru_mastery", "-n", 2, "-s", 1, "-f", "all", "-o", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == sorted(
-        [
-            "gru_mastery.json",
-            "gru_mastery.md",
-            "gru_mastery.key.md",
-            "gru_mastery.moodle.xml",
-            "gru_mastery.apkg",
-        ]
-    )
+    suffixes = [".json", ".md", ".key.md", ".moodle.xml", ".apkg", ".gift.txt", ".qti.zip", ".html"]
+    assert names == sorted(f"gru_mastery{suffix}" for suffix in suffixes)
 
 
 def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_the_readme_example_bank_works(tmp_path: Path) -> None:
     done = run_cli("generate", bank, "--variants", 20, "--format", "all", "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     assert "variant failed" not in done.stderr
-    assert len(list((tmp_path / "out").iterdir())) == 5
+    assert len(list((tmp_path / "out").iterdir())) == 8
 
 
 def test_every_command_and_format_is_documented() -> None:

@@ -1,0 +1,79 @@
+"""GIFT: Moodle's plain-text question format.
+
+Spec: https://docs.moodle.org/en/GIFT_format — questions are separated by blank lines, so every newline
+inside a text is written `\\n`; the characters ~ = # { } : and the backslash are escaped with a backslash.
+Text goes in as HTML (`[html]`), the same HTML the other exporters use. GIFT has no hints or tries: the
+hints are added to the general feedback (after `####`), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from qbank.exporting import Exporter, Files, clock
+from qbank.render import inline_html, markdown_html
+from qbank.variant import BankInfo, Variant
+
+from .moodle import FRACTIONS, category_path
+
+_SPECIAL = {"\\": "\\\\", "~": "\\~", "=": "\\=", "#": "\\#", "{": "\\{", "}": "\\}", ":": "\\:", "\n": "\\n", "\r": ""}
+
+
+def escape(text: str) -> str:
+    """Text that GIFT reads back exactly."""
+    return "".join(_SPECIAL.get(char, char) for char in text)
+
+
+def _question_html(variant: Variant) -> str:
+    """Stem and code as HTML; the code unhighlighted, so it stays readable in the GIFT file itself."""
+    header = f"<p><small>{variant.category} · {variant.difficulty} · time limit {clock(variant.time_limit)}</small></p>"
+    code = f"<pre><code>{html.escape(variant.code, quote=False)}</code></pre>" if variant.code else ""
+    return header + markdown_html(variant.stem) + code
+
+
+def _general_feedback(variant: Variant) -> str:
+    hints = "".join(markdown_html(f"**Hint:** {hint}") for hint in variant.hints)
+    return markdown_html(variant.explanation) + hints
+
+
+def _answers(variant: Variant) -> list[str]:
+    if variant.type == "multiple_choice":
+        correct = len(variant.correct_choices)
+        wrong = len(variant.choices) - correct
+        lines = []
+        for choice in variant.choices:
+            if variant.multiple_answers:
+                weight = FRACTIONS[correct] if choice.correct else "-" + FRACTIONS[wrong]
+                mark = f"~%{weight}%"
+            else:
+                mark = "=" if choice.correct else "~"
+            feedback = f"#{escape(markdown_html(choice.feedback))}" if choice.feedback else ""
+            lines.append(f"{mark}{escape(inline_html(choice.text))}{feedback}")
+        return lines
+    if variant.type == "true_false":
+        truth = next(c.text == "True" for c in variant.choices if c.correct)
+        return ["TRUE" if truth else "FALSE"]
+    if variant.type == "numeric":
+        return [f"#{variant.answers[0]}:{variant.tolerance or 0:g}"]
+    return [f"={escape(answer)}" for answer in variant.answers]
+
+
+class GiftExporter(Exporter):
+    name = "gift"
+    description = "Moodle GIFT text: one category per question (Question bank → Import → GIFT)"
+    suffix = ".gift.txt"
+
+    def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+        lines = [f"// {escape(bank.title)}: made by qbank, seed {seed}", ""]
+        category = None
+        for variant in variants:
+            if variant.question_id != category:
+                category = variant.question_id
+                path = category_path(bank.title, f"{variant.title} ({variant.question_id})")
+                lines += [f"$CATEGORY: {path}", ""]
+            name = escape(f"{variant.title} · {variant.variant_id[:8]}")
+            body = "\n".join(f"\t{answer}" for answer in _answers(variant))
+            feedback = f"\t####{escape(_general_feedback(variant))}"
+            lines += [f"::{name}::[html]{escape(_question_html(variant))}{{\n{body}\n{feedback}\n}}", ""]
+        return {f"{bank.id}{self.suffix}": "\n".join(lines)}

@@ -1,0 +1,64 @@
+"""HTML challenge: one self-contained page that plays a bank as a timed challenge.
+
+Per problem: a countdown from its time limit, attempts left, a hint button after a wrong try, feedback
+with the explanation; a score, and the bank's badge when every answer is right. No network: CSS and JS
+are inline. Bank text reaches the page only as HTML rendered from Markdown with raw HTML disabled, and
+the data is embedded as JSON with `<`, `>` and `&` escaped, so bank content cannot become markup.
+Each problem shows one of its variants, chosen when the page loads (`#seed=N` in the address fixes it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from qbank.exporting import Exporter, Files, clock, templates
+from qbank.render import code_html, inline_html, markdown_html
+from qbank.variant import BankInfo, Variant
+
+
+def _problem(variant: Variant) -> dict[str, Any]:
+    return {
+        "id": variant.variant_id,
+        "title": variant.title,
+        "category": variant.category,
+        "difficulty": variant.difficulty,
+        "type": variant.type,
+        "multiple": variant.multiple_answers,
+        "seconds": variant.time_limit,
+        "clock": clock(variant.time_limit),
+        "attempts": variant.attempts,
+        "stem": markdown_html(variant.stem),
+        "code": code_html(variant.code) if variant.code else "",
+        "choices": [{"html": inline_html(c.text), "correct": c.correct} for c in variant.choices],
+        "answers": variant.answers,
+        "tolerance": variant.tolerance or 0.0,
+        "hints": [markdown_html(hint) for hint in variant.hints],
+        "explanation": markdown_html(variant.explanation),
+        "key": inline_html(variant.key_text),
+        "tags": variant.tags,
+    }
+
+
+def script_json(data: Any) -> str:
+    """JSON that is safe inside a <script> element: no `<`, `>` or `&` can end it or start markup."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+_env = templates(autoescape=True)
+
+
+class HtmlExporter(Exporter):
+    name = "html"
+    description = "a self-contained interactive HTML challenge: timer, attempts, hints, score and badge"
+    suffix = ".html"
+
+    def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+        problems: dict[str, list[dict[str, Any]]] = {}
+        for variant in variants:
+            problems.setdefault(variant.question_id, []).append(_problem(variant))
+        data = {"title": bank.title, "badge": bank.badge, "seed": seed, "problems": list(problems.values())}
+        page = _env.get_template("challenge.html.j2").render(bank=bank, count=len(problems), data=script_json(data))
+        return {f"{bank.id}{self.suffix}": page}

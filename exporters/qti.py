@@ -1,0 +1,118 @@
+"""QTI 1.2 for Canvas: a zip with imsmanifest.xml, the assessment, and Canvas's assessment_meta.xml.
+
+Spec: IMS QTI ASI 1.2 (http://www.imsglobal.org/question/qtiv1p2/imsqti_asi_infov1p2.html) as Canvas
+reads it: item types in `question_type` metadata; every question is a group (a `section` with
+`selection_number` 1) holding all its variants, so each student draws one variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from io import BytesIO
+
+from qbank.exporting import Exporter, Files, clock, templates
+from qbank.render import code_html, inline_html, markdown_html
+from qbank.variant import BankInfo, Variant
+
+CANVAS_TYPES = {
+    "multiple_choice": "multiple_choice_question",
+    "true_false": "true_false_question",
+    "short_answer": "short_answer_question",
+    "numeric": "numerical_question",
+}
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def ident(*parts: str) -> str:
+    """A QTI identifier (an XML name) that depends only on `parts`."""
+    return "qb" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    ident: str
+    html: str
+    correct: bool
+    feedback: str
+
+
+@dataclass(frozen=True)
+class _Item:
+    variant: Variant
+    ident: str
+    canvas_type: str
+    html: str
+    choices: list[_Choice]
+    general_feedback: str
+    low: float
+    high: float
+
+
+def _item(variant: Variant) -> _Item:
+    canvas_type = CANVAS_TYPES[variant.type]
+    if variant.multiple_answers:
+        canvas_type = "multiple_answers_question"
+    header = (
+        f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
+        f"time limit {clock(variant.time_limit)}</p>"
+    )
+    html = header + markdown_html(variant.stem) + (code_html(variant.code) if variant.code else "")
+    item_ident = ident("item", variant.bank_id, variant.variant_id)
+    choices = [
+        _Choice(
+            f"{item_ident}_{index}",
+            inline_html(choice.text),
+            choice.correct,
+            markdown_html(choice.feedback) if choice.feedback else "",
+        )
+        for index, choice in enumerate(variant.choices)
+    ]
+    hints = "".join(markdown_html(f"**Hint:** {hint}") for hint in variant.hints)
+    low = high = 0.0
+    if variant.type == "numeric":
+        value, tolerance = float(variant.answers[0]), variant.tolerance or 0.0
+        low, high = value - tolerance, value + tolerance
+    return _Item(variant, item_ident, canvas_type, html, choices, markdown_html(variant.explanation) + hints, low, high)
+
+
+_env = templates(autoescape=True)
+
+
+class QtiExporter(Exporter):
+    name = "qti"
+    description = "QTI 1.2 zip for Canvas: one question group per question (Settings → Import course content)"
+    suffix = ".qti.zip"
+
+    def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+        assessment = ident("assessment", bank.id)
+        groups: dict[str, list[_Item]] = {}
+        for variant in variants:
+            groups.setdefault(variant.question_id, []).append(_item(variant))
+        context = {
+            "bank": bank,
+            "seed": seed,
+            "assessment": assessment,
+            "meta": ident("meta", bank.id),
+            "assignment": ident("assignment", bank.id),
+            "assignment_group": ident("assignment-group", bank.id),
+            "groups": [
+                {"ident": ident("group", bank.id, qid), "title": items[0].variant.title, "members": items}
+                for qid, items in groups.items()
+            ],
+        }
+        entries = {
+            "imsmanifest.xml": _env.get_template("qti_manifest.xml.j2").render(context),
+            f"{assessment}/{assessment}.xml": _env.get_template("qti_assessment.xml.j2").render(context),
+            f"{assessment}/assessment_meta.xml": _env.get_template("qti_meta.xml.j2").render(context),
+        }
+        buffer = BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, text in entries.items():
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, text.encode("utf-8"))
+        return {f"{bank.id}{self.suffix}": buffer.getvalue()}
