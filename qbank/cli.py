@@ -155,6 +155,8 @@ def _generate(args: argparse.Namespace) -> int:
         progress.close()
     for notice in result.notices:
         print(f"qbank: note: {notice}", file=sys.stderr)
+    for (question_id, name), reason in result.mistake_failures.items():
+        print(f"qbank: note: question '{question_id}', mistake '{name}' did not run: {reason}", file=sys.stderr)
     if args.strict and result.notices:
         raise QbankError("--strict: some questions allow fewer distinct variants than asked; nothing was written")
     for failure in result.failures:
@@ -205,6 +207,8 @@ def _stress(args: argparse.Namespace) -> int:
         print(f"variant failed: {failure}")
     if len(result.failures) > 20:
         print(f"... and {len(result.failures) - 20} more failed variants")
+    for (question_id, name), reason in result.mistake_failures.items():
+        print(f"mistake failed: question '{question_id}', mistake '{name}': {reason}")
     skewed = [row.question_id for row in rows if not row.uniform]
     for question_id in skewed:
         print(f"correct choice not uniform (p < {UNIFORM_P}): {question_id}")
@@ -212,7 +216,7 @@ def _stress(args: argparse.Namespace) -> int:
         f"{len(result.variants)} variants made, {len(result.failures)} failed "
         f"({result.runs} snippets run, {result.cache_hits} reused)"
     )
-    return 1 if result.failures or skewed else 0
+    return 1 if result.failures or skewed or result.mistake_failures else 0
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ class Generation:
     run_seconds: dict[str, float] = field(default_factory=dict)
     #: Distractor candidates dropped because they equalled the key or another choice, by variant id.
     collisions: dict[str, int] = field(default_factory=dict)
+    #: Mistakes whose code could not run to an outcome, by (question id, mistake name): the first reason.
+    #: Their variants fall back to other distractors, but the bank most likely has a bug.
+    mistake_failures: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +143,10 @@ def generate(
 
     started = time.perf_counter()
     for plan in plans:
+        for mistake, job, _ in plan.mistakes:
+            failure = results[job.key].failure
+            if failure:
+                result.mistake_failures.setdefault((plan.question.id, mistake.name), failure)
         try:
             variant, collisions = _assemble(bank, plan, results, seed)
         except _VariantFailed as exc:
