@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
 from html import escape
 from io import BytesIO
 from itertools import count
-from pathlib import Path
 
 import genanki
 
@@ -149,15 +147,14 @@ def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki
 def package_bytes(decks: list[genanki.Deck], timestamp: float) -> bytes:
     """The .apkg as bytes, with fixed zip entry times so equal input gives equal bytes."""
     package = genanki.Package(decks)
-    with tempfile.TemporaryDirectory(prefix="qbank-anki-") as folder:
-        database = Path(folder) / "collection.anki2"
-        connection = sqlite3.connect(database)
-        try:
-            package.write_to_db(connection.cursor(), timestamp, count(int(timestamp * 1000)))
-            connection.commit()
-        finally:
-            connection.close()
-        collection = database.read_bytes()
+    # An in-memory database: no temporary file to clean up, nothing that a full /tmp can break.
+    connection = sqlite3.connect(":memory:")
+    try:
+        package.write_to_db(connection.cursor(), timestamp, count(int(timestamp * 1000)))
+        connection.commit()
+        collection = connection.serialize()
+    finally:
+        connection.close()
     buffer = BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in (("collection.anki2", collection), ("media", b"{}")):

@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QbankError as exc:
         print(f"qbank: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the machine said no (disk, permissions, processes): its words, no traceback
+        print(f"qbank: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nqbank: interrupted; no output was written", file=sys.stderr)
         return 130

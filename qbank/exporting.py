@@ -9,6 +9,7 @@ Formats are found through the `qbank.exporters` entry-point group; the built-ins
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -115,9 +116,17 @@ def render_all(names: Sequence[str], bank: BankInfo, variants: Sequence[Variant]
 
 
 def write_files(folder: Path, files: Mapping[str, str | bytes]) -> list[Path]:
-    """Write each file atomically into `folder` (made if missing). Returns the paths written."""
+    """Write each file atomically into `folder` (made if missing). Returns the paths written.
+
+    Every file is written to a hidden temporary file beside its final name, flushed to disk, then renamed
+    over the final name: a reader sees the old file or the new one, never a part. Temporary files that a
+    killed run left behind are removed first.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            for stale in folder.glob(f".{glob.escape(name)}.*.tmp"):
+                stale.unlink()
     except OSError as exc:
         raise QbankError(f"cannot create the output folder {folder}: {exc.strerror}") from None
     staged: list[tuple[str, Path]] = []
@@ -127,17 +136,24 @@ def write_files(folder: Path, files: Mapping[str, str | bytes]) -> list[Path]:
             staged.append((_stage(folder, name, data), folder / name))
         for temporary, final in staged:
             os.replace(temporary, final)
-    except OSError as exc:
+        _sync_folder(folder)
+    except BaseException as exc:
         for temporary, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
-        raise QbankError(f"cannot write into {folder}: {exc.strerror or exc}") from None
-    except BaseException:
-        for temporary, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise QbankError(f"cannot write into {folder}: {exc.strerror or exc}") from None
         raise
     return [final for _, final in staged]
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames durable (a folder is synced through a descriptor of its own)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _stage(folder: Path, name: str, data: bytes) -> str:

@@ -172,8 +172,8 @@ def _plan(question: Question, params: Params) -> _Plan:
     stem = render(question.stem, params)
     code = render(question.code, params) if question.code else None
     expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
-    limits = question.run_limits
-    job = Job(code, expression, limits) if code is not None and question.answer.kind != "static" else None
+    limits, fast = question.run_limits, question.inference_mode
+    job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
     mistakes: list[tuple[Mistake, Job, str]] = []
     for mistake in question.mistakes:
         if mistake.when and not evaluate(mistake.when, params):
@@ -183,7 +183,7 @@ def _plan(question: Question, params: Params) -> _Plan:
             changed[name] = evaluate(source, params)
         mistake_code = render(mistake.code or question.code or "", changed)
         feedback = render(mistake.feedback, params) if mistake.feedback else mistake.name
-        mistakes.append((mistake, Job(mistake_code, mistake.expression or expression, limits), feedback))
+        mistakes.append((mistake, Job(mistake_code, mistake.expression or expression, limits, fast), feedback))
     return _Plan(
         question=question,
         params=params,

@@ -27,14 +27,33 @@ INLINE_CODE_STYLE = "background:#f6f8fa;color:#1f2328;border-radius:4px;padding:
 _formatter = HtmlFormatter(noclasses=True, nowrap=True, style="default")
 
 
+_python = PythonLexer()
+#: Code in which a token may span lines, so it must be highlighted whole.
+_MULTILINE_TOKENS = ('"""', "'''", "\\\n")
+
+
+@lru_cache(maxsize=65536)
+def _python_line(line: str) -> str:
+    return highlight(line, _python, _formatter).rstrip("\n")
+
+
+def _highlight(code: str, language: str) -> str:
+    if not language:
+        return escape(code, quote=False)
+    if language == "python" and not any(mark in code for mark in _MULTILINE_TOKENS):
+        # Variants share most of their lines: highlighting line by line, with a cache, does that work once.
+        return "\n".join(_python_line(line) for line in code.split("\n"))
+    try:
+        lexer = _python if language == "python" else get_lexer_by_name(language)
+    except ClassNotFound:
+        lexer = TextLexer()
+    return highlight(code, lexer, _formatter)
+
+
 @lru_cache(maxsize=8192)
 def code_html(code: str, language: str = "python") -> str:
     """`<pre><code>` with inline-styled highlighting; every character of `code` survives."""
-    try:
-        lexer = PythonLexer() if language == "python" else get_lexer_by_name(language)
-    except ClassNotFound:
-        lexer = TextLexer()
-    body = highlight(code, lexer, _formatter) if language else escape(code)
+    body = _highlight(code.rstrip("\n"), language)
     return f'<pre style="{PRE_STYLE}"><code>{body.rstrip(chr(10))}</code></pre>'
 
 

@@ -37,11 +37,12 @@ class Job:
     code: str
     expression: str | None = None
     limits: RunLimits = field(default_factory=RunLimits)
+    inference_mode: bool = False
 
     @property
     def key(self) -> str:
         digest = hashlib.sha256(self.code.encode())
-        digest.update(b"\0" + (self.expression or "").encode())
+        digest.update(b"\0" + (self.expression or "").encode() + b"\0" + bytes([self.inference_mode]))
         return digest.hexdigest()
 
 
@@ -136,6 +137,7 @@ class _Worker:
                         "expression": job.expression,
                         "cpu_seconds": job.limits.cpu_seconds,
                         "memory_mb": job.limits.memory_mb,
+                        "inference_mode": job.inference_mode,
                     }
                     for job in pending
                 ]

@@ -97,6 +97,8 @@ class Variant(_Frozen):
         """The correct answer as Markdown, whatever the question type."""
         if self.type in ("multiple_choice", "true_false"):
             return "; ".join(choice.text for choice in self.correct_choices)
-        if self.type == "numeric" and self.tolerance:
-            return f"{self.answers[0]} (± {self.tolerance:g})"
+        if self.type == "numeric":
+            # answers[0] keeps full precision for grading; people read six significant digits.
+            shown = f"{float(self.answers[0]):.6g}"
+            return f"{shown} (± {self.tolerance:g})" if self.tolerance else shown
         return self.answers[0]

@@ -76,7 +76,7 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard == resource.RLIM_INFINITY else min(memory, hard), hard))
         signal.setitimer(signal.ITIMER_PROF, float(job["cpu_seconds"]))
-        with contextlib.redirect_stdout(output):
+        with contextlib.redirect_stdout(output), torch.inference_mode(bool(job.get("inference_mode"))):
             try:
                 exec(code, namespace)
             except Exception as exc:

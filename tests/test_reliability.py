@@ -1,0 +1,154 @@
+"""Atomic outputs, reproducible builds, and limits: no half-written file, ever; same input, same bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import signal
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+import qbank
+from qbank.errors import QbankError
+from qbank.exporting import Exporter, Files, render_all
+from qbank.generate import Generation
+from qbank.variant import BankInfo
+
+from .conftest import FIXTURES, QBANK, run_cli
+
+EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def complete(path: Path) -> bool:
+    """Whether a file is a whole, readable export of its format."""
+    data = path.read_bytes()
+    try:
+        if path.suffix == ".json":
+            json.loads(data)
+        elif path.name.endswith(".moodle.xml"):
+            etree.fromstring(data)
+        elif path.suffix in (".apkg", ".zip"):
+            with zipfile.ZipFile(path) as archive:
+                return archive.testzip() is None
+        elif path.suffix in (".md", ".txt", ".html"):
+            data.decode("utf-8")
+            return data.endswith(b"\n") or data.rstrip().endswith(b"</html>")
+    except (ValueError, etree.XMLSyntaxError, zipfile.BadZipFile):
+        return False
+    return True
+
+
+def test_same_seed_gives_identical_bytes_in_every_format_across_processes_and_jobs(tmp_path: Path) -> None:
+    runs = []
+    for name, jobs in (("one", 1), ("two", 2)):
+        done = run_cli(
+            "generate", "gru_mastery", "-n", 3, "-s", 4, "-f", "all", "-j", jobs, "-o", tmp_path / name, env=EPOCH
+        )
+        assert done.returncode == 0, done.stderr
+        runs.append(digests(tmp_path / name))
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == 8
+
+
+def test_a_failing_format_writes_nothing(gru_50: Generation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(Exporter):
+        name = "broken"
+        description = "fails"
+        suffix = ".broken"
+
+        def render(self, bank: BankInfo, variants, seed: int) -> Files:  # type: ignore[no-untyped-def]
+            raise QbankError("this format failed")
+
+    import qbank.exporting as exporting
+
+    known = dict(exporting.formats())
+    monkeypatch.setattr(exporting, "formats", lambda: {**known, "broken": Broken})
+    qbank.export(gru_50, ["json"], tmp_path)
+    before = digests(tmp_path)
+    with pytest.raises(QbankError):
+        files = render_all(["json", "moodle", "broken"], BankInfo.of(gru_50.bank), gru_50.variants[:3], 1)
+        exporting.write_files(tmp_path, files)
+    assert digests(tmp_path) == before
+
+
+def test_a_full_disk_is_a_clear_error_and_spoils_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("generate", "gru_mastery", "-n", 2, "-f", "json,anki", "-o", out).returncode == 0
+    before = digests(out)
+
+    def small_files() -> None:  # writing past 64 KiB fails with EFBIG, as a full disk fails with ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    done = subprocess.run(
+        [QBANK, "generate", "gru_mastery", "-n", "40", "-f", "json,anki", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"qbank: error: cannot write into {out}: File too large")
+    assert "Traceback" not in done.stderr
+    assert digests(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_interrupting_a_run_keeps_the_previous_export(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("generate", "gru_mastery", "-n", 2, "-f", "all", "-o", out).returncode == 0
+    before = digests(out)
+    process = subprocess.Popen(
+        [QBANK, "generate", "gru_mastery", "-n", "400", "-f", "all", "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # torch is imported and snippets are running
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert digests(out) == before
+
+
+@pytest.mark.parametrize("delay", [3.0, 5.0, 6.5, 8.0])
+def test_killing_a_run_leaves_only_whole_files(delay: float, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("generate", "gru_mastery", "-n", 2, "-f", "all", "-o", out, env=EPOCH).returncode == 0
+    old = digests(out)
+    process = subprocess.Popen(
+        [QBANK, "generate", "gru_mastery", "-n", "300", "-f", "all", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(delay)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    for path in out.iterdir():
+        if path.name.startswith("."):
+            continue  # a temporary file of the killed run: never under a final name
+        assert path.name in old
+        assert complete(path), path.name
+    again = run_cli("generate", "gru_mastery", "-n", 2, "-f", "all", "-o", out, env=EPOCH)
+    assert again.returncode == 0
+    assert digests(out) == old  # stale temporary files are cleared, finals rewritten
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_fixture_that_allows_few_variants_exports_what_exists(tmp_path: Path) -> None:
+    done = run_cli("generate", FIXTURES / "hostile.toml", "-n", 50, "-f", "json", "-o", tmp_path)
+    assert done.returncode == 0
+    variants = json.loads((tmp_path / "hostile.json").read_text())["variants"]
+    assert len(variants) == 4 + 1 + 3 + 5 + 1  # printed n∈2..5, static, short a∈2..4, numeric a∈1..5, static
