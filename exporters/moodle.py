@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from qbank.exporting import Exporter, Files, clock, templates
+from qbank.exporting import Exporter, Files, clock, templates, xml_refusals
 from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Choice, Variant
 
@@ -146,6 +146,9 @@ class MoodleExporter(Exporter):
     name = "moodle"
     description = "Moodle XML: one category per question holding its variants (Question bank → Import)"
     suffix = ".moodle.xml"
+
+    def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
+        return xml_refusals(variants)
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         groups: dict[str, list[_Question]] = {}

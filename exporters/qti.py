@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 
-from qbank.exporting import Exporter, Files, clock, templates
+from qbank.exporting import Exporter, Files, clock, templates, xml_refusals
 from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
@@ -85,6 +85,9 @@ class QtiExporter(Exporter):
     name = "qti"
     description = "QTI 1.2 zip for Canvas: one question group per question (Settings → Import course content)"
     suffix = ".qti.zip"
+
+    def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
+        return xml_refusals(variants)
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         assessment = ident("assessment", bank.id)

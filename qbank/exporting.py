@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -58,6 +59,36 @@ class Exporter(ABC):
 
 
 LETTERS = "ABCDEFGHIJ"
+
+#: Characters that XML 1.0 cannot carry at all, escaped or not.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_refusals(variants: Sequence[Variant]) -> list[str]:
+    """The variants holding a character that no XML document can contain, naming field and character."""
+    found = []
+    for variant in variants:
+        for field, value in variant.model_dump(mode="json").items():
+            match = next(filter(None, (_NOT_XML.search(text) for text in _strings(value))), None)
+            if match:
+                code = f"U+{ord(match.group()):04X}"
+                found.append(
+                    f"question '{variant.question_id}' variant {variant.variant_id[:8]}: {field} contains "
+                    f"the control character {code}, which XML cannot carry"
+                )
+                break
+    return found
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def templates(autoescape: bool, **filters: Callable[..., Any]) -> jinja2.Environment:
