@@ -13,16 +13,14 @@ import hashlib
 import os
 import sqlite3
 import time
-import zipfile
 from collections.abc import Sequence
 from html import escape
-from io import BytesIO
 from itertools import count
 
 import genanki
 
 from qbank.errors import QbankError
-from qbank.exporting import LETTERS, Exporter, Files, clock, templates
+from qbank.exporting import LETTERS, Exporter, Files, clock, templates, zip_bytes
 from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
@@ -41,8 +39,6 @@ FIELDS = [
     "Meta",
     "Source",
 ]
-#: The zip entries' time when SOURCE_DATE_EPOCH is unset (the entries' times never matter to Anki).
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def stable_id(*parts: str) -> int:
@@ -155,14 +151,7 @@ def package_bytes(decks: list[genanki.Deck], timestamp: float) -> bytes:
         collection = connection.serialize()
     finally:
         connection.close()
-    buffer = BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in (("collection.anki2", collection), ("media", b"{}")):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, data)
-    return buffer.getvalue()
+    return zip_bytes({"collection.anki2": collection, "media": b"{}"})
 
 
 class AnkiExporter(Exporter):

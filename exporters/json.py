@@ -6,7 +6,6 @@ serializes it (see README, "JSON export"). `load` reads a document back into the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,9 +28,8 @@ class JsonExporter(Exporter):
     suffix = ".json"
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
-        document = Document(bank=bank, seed=seed, variants=list(variants))
-        text = json.dumps(document.model_dump(mode="json"), indent=2, ensure_ascii=False)
-        return {f"{bank.id}{self.suffix}": text + "\n"}
+        document = Document.model_construct(bank=bank, seed=seed, variants=list(variants))
+        return {f"{bank.id}{self.suffix}": document.model_dump_json(indent=2) + "\n"}
 
 
 def load(path: str | Path) -> Document:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from qbank.exporting import Exporter, Files, clock, templates, xml_refusals
-from qbank.render import code_html, inline_html, markdown_html
+from qbank.exporting import Exporter, Files, clock, question_html, templates, xml_refusals
+from qbank.render import inline_html, markdown_html
 from qbank.variant import BankInfo, Choice, Variant
 
 #: Moodle's grade fractions for k correct answers out of a multiple-answer question (k = 1..10).
@@ -100,11 +100,7 @@ def _choice_answers(variant: Variant) -> list[_Answer]:
 
 
 def _question(bank: BankInfo, variant: Variant) -> _Question:
-    header = (
-        f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
-        f"time limit {clock(variant.time_limit)}</p>"
-    )
-    text = header + markdown_html(variant.stem) + (code_html(variant.code) if variant.code else "")
+    text = question_html(variant)
     hints, general = _hints(variant)
     if variant.type == "multiple_choice":
         moodle_type, answers = "multichoice", _choice_answers(variant)

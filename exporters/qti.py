@@ -8,13 +8,11 @@ reads it: item types in `question_type` metadata; every question is a group (a `
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from io import BytesIO
 
-from qbank.exporting import Exporter, Files, clock, templates, xml_refusals
-from qbank.render import code_html, inline_html, markdown_html
+from qbank.exporting import Exporter, Files, question_html, templates, xml_refusals, zip_bytes
+from qbank.render import inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
 CANVAS_TYPES = {
@@ -23,7 +21,6 @@ CANVAS_TYPES = {
     "short_answer": "short_answer_question",
     "numeric": "numerical_question",
 }
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def ident(*parts: str) -> str:
@@ -55,11 +52,7 @@ def _item(variant: Variant) -> _Item:
     canvas_type = CANVAS_TYPES[variant.type]
     if variant.multiple_answers:
         canvas_type = "multiple_answers_question"
-    header = (
-        f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
-        f"time limit {clock(variant.time_limit)}</p>"
-    )
-    html = header + markdown_html(variant.stem) + (code_html(variant.code) if variant.code else "")
+    html = question_html(variant)
     item_ident = ident("item", variant.bank_id, variant.variant_id)
     choices = [
         _Choice(
@@ -111,11 +104,4 @@ class QtiExporter(Exporter):
             f"{assessment}/{assessment}.xml": _env.get_template("qti_assessment.xml.j2").render(context),
             f"{assessment}/assessment_meta.xml": _env.get_template("qti_meta.xml.j2").render(context),
         }
-        buffer = BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, text in entries.items():
-                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                archive.writestr(info, text.encode("utf-8"))
-        return {f"{bank.id}{self.suffix}": buffer.getvalue()}
+        return {f"{bank.id}{self.suffix}": zip_bytes({name: text.encode() for name, text in entries.items()})}

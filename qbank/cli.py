@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qbank import __version__
 from qbank.check import check
 from qbank.errors import QbankError
 from qbank.exporting import formats, render_all, write_files
-from qbank.generate import generate
+from qbank.generate import Generation, generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank
 from qbank.progress import Progress
@@ -23,24 +23,22 @@ from qbank.stress import UNIFORM_P, summarize, table
 from qbank.variant import BankInfo
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {value})")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
-    return value
+_positive, _seed = _whole(1), _whole(0)
 
 
 def _format_list(text: str) -> list[str]:
@@ -149,13 +147,15 @@ def _validate(names: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, label: str) -> tuple[Bank, Generation]:
+    """The bank named on the command line, and its variants (with a progress bar on a terminal)."""
     bank = load_bank(args.bank)
-    progress = Progress("running code")
-    try:
-        result = generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress)
-    finally:
-        progress.close()
+    with Progress(label) as progress:
+        return bank, generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    bank, result = _run(args, "running code")
     for notice in result.notices:
         print(f"qbank: note: {notice}", file=sys.stderr)
     for (question_id, name), reason in result.mistake_failures.items():
@@ -191,19 +191,15 @@ def _check(args: argparse.Namespace) -> int:
     claims = sum(1 for q in bank.questions if getattr(q.answer, "claim", None) is not None)
     verdict = "ok" if report.ok else "FAILED"
     print(
-        f"{verdict}: {report.checked} keyed variants of {claims} questions with a claim compared with torch; "
+        f"{verdict}: {report.checked} keyed variants of {claims} question{'s' if claims != 1 else ''} with a claim "
+        "compared with torch; "
         f"{len(report.disagreements)} disagreements, {len(report.failures)} failed variants"
     )
     return 0 if report.ok else 1
 
 
 def _stress(args: argparse.Namespace) -> int:
-    bank = load_bank(args.bank)
-    progress = Progress("stress")
-    try:
-        result = generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress)
-    finally:
-        progress.close()
+    bank, result = _run(args, "stress")
     rows = summarize(bank, result)
     print(table(rows))
     for failure in result.failures[:20]:

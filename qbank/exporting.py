@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import io
 import os
 import re
 import tempfile
+import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any, ClassVar
 import jinja2
 
 from qbank.errors import QbankError
+from qbank.render import code_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
 ENTRY_POINT_GROUP = "qbank.exporters"
@@ -68,27 +71,56 @@ def xml_refusals(variants: Sequence[Variant]) -> list[str]:
     """The variants holding a character that no XML document can contain, naming field and character."""
     found = []
     for variant in variants:
-        for field, value in variant.model_dump(mode="json").items():
-            match = next(filter(None, (_NOT_XML.search(text) for text in _strings(value))), None)
-            if match:
-                code = f"U+{ord(match.group()):04X}"
-                found.append(
-                    f"question '{variant.question_id}' variant {variant.variant_id[:8]}: {field} contains "
-                    f"the control character {code}, which XML cannot carry"
-                )
-                break
+        texts = _exported_texts(variant)
+        if not _NOT_XML.search("\n".join(texts.values())):
+            continue
+        field, match = next((f, m) for f, text in texts.items() if (m := _NOT_XML.search(text)))
+        found.append(
+            f"question '{variant.question_id}' variant {variant.variant_id[:8]}: {field} contains "
+            f"the control character U+{ord(match.group()):04X}, which XML cannot carry"
+        )
     return found
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+def _exported_texts(variant: Variant) -> dict[str, str]:
+    """Every text of a variant that an exporter may write, by field."""
+    texts = {
+        "title": variant.title,
+        "stem": variant.stem,
+        "code": variant.code or "",
+        "explanation": variant.explanation,
+        "hints": "\n".join(variant.hints),
+        "answers": "\n".join(variant.answers),
+        "tags": "\n".join(variant.tags),
+    }
+    for index, choice in enumerate(variant.choices):
+        texts[f"choices[{index}]"] = f"{choice.text}\n{choice.feedback}"
+    return texts
+
+
+#: Zip entry times are fixed, so equal content gives equal bytes (no reader of our zips uses them).
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def zip_bytes(entries: Mapping[str, bytes]) -> bytes:
+    """A deflated zip archive of `entries`, in order, byte-identical for identical entries."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def question_html(variant: Variant) -> str:
+    """A question as LMS formats show it: a line with category, difficulty and time limit; stem; code."""
+    meta = (
+        f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
+        f"time limit {clock(variant.time_limit)}</p>"
+    )
+    return meta + markdown_html(variant.stem) + (code_html(variant.code) if variant.code else "")
 
 
 def templates(autoescape: bool, **filters: Callable[..., Any]) -> jinja2.Environment:

@@ -32,6 +32,12 @@ class Progress:
         self.stream.flush()
         self.drawn = True
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.drawn:
             self.stream.write("\r" + " " * 80 + "\r")

@@ -50,7 +50,7 @@ def _highlight(code: str, language: str) -> str:
     return highlight(code, lexer, _formatter)
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=65536)
 def code_html(code: str, language: str = "python") -> str:
     """`<pre><code>` with inline-styled highlighting; every character of `code` survives."""
     body = _highlight(code.rstrip("\n"), language)
@@ -69,13 +69,14 @@ _markdown = MarkdownIt("commonmark", {"html": False, "highlight": _fence, "break
 _markdown.add_render_rule("code_inline", _code_inline)
 
 
-@lru_cache(maxsize=65536)
+# Large enough that a 10,000-variant export renders each distinct text once for all its formats.
+@lru_cache(maxsize=262144)
 def markdown_html(text: str) -> str:
     """Block HTML for a Markdown text."""
     return _markdown.render(text).strip()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=262144)
 def inline_html(text: str) -> str:
     """HTML without an enclosing paragraph, for one-line texts such as choices; blocks stay blocks."""
     html = markdown_html(text)

@@ -38,12 +38,13 @@ class Job:
     expression: str | None = None
     limits: RunLimits = field(default_factory=RunLimits)
     inference_mode: bool = False
+    #: The cache key: a hash of what decides the outcome (computed once; jobs are looked up often).
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
+    def __post_init__(self) -> None:
         digest = hashlib.sha256(self.code.encode())
         digest.update(b"\0" + (self.expression or "").encode() + b"\0" + bytes([self.inference_mode]))
-        return digest.hexdigest()
+        object.__setattr__(self, "key", digest.hexdigest())
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ class _Worker:
         self.process: subprocess.Popen[bytes] | None = None
         self.buffer = b""
         self.ended = False  # the last _readline met the end of the worker's output
+        self.ready = False
 
-    def start(self) -> None:
+    def spawn(self) -> None:
+        """Start the process without waiting: torch's import then overlaps with the caller's work."""
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
         # -P: do not put the current folder on sys.path, so the installed qbank is the one that runs.
         self.process = subprocess.Popen(
@@ -79,10 +82,19 @@ class _Worker:
         )
         self.buffer = b""
         self.ended = False
+        self.ready = False
+
+    def start(self) -> None:
+        """A running worker that has imported torch."""
+        if self.process is None or self.process.poll() is not None:
+            self.spawn()
+        if self.ready:
+            return
         line = self._readline(time.monotonic() + STARTUP_SECONDS)
         if line is None or b"ready" not in line:
             status = self._stop()
             raise RuntimeError(f"a worker process could not start ({status}); is torch installed?")
+        self.ready = True
 
     def _readline(self, deadline: float) -> bytes | None:
         """One line from the worker, or None on timeout or end of file (self.process tells which)."""
@@ -127,8 +139,7 @@ class _Worker:
     def run_batch(self, jobs: list[Job], done: Callable[[Job, RunResult], None]) -> None:
         pending = list(jobs)
         while pending:
-            if self.process is None or self.process.poll() is not None:
-                self.start()
+            self.start()
             assert self.process is not None and self.process.stdin is not None
             message = {
                 "jobs": [
@@ -197,6 +208,8 @@ class WorkerPool:
         self.runs = 0
         self._workdir = tempfile.TemporaryDirectory(prefix="qbank-run-")
         self._workers = [_Worker(self._workdir.name) for _ in range(self.size)]
+        for worker in self._workers:
+            worker.spawn()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -208,6 +221,14 @@ class WorkerPool:
         for worker in self._workers:
             worker.close()
         self._workdir.cleanup()
+
+    def warm(self) -> None:
+        """Wait until every worker has imported torch (they start when the pool is made)."""
+        threads = [threading.Thread(target=worker.start, daemon=True) for worker in self._workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def run(self, jobs: Iterable[Job], progress: Callable[[int], None] | None = None) -> dict[str, RunResult]:
         """Results for every job, by job key. Jobs already in the cache (or repeated) run once."""

@@ -6,7 +6,7 @@ defined (StrictUndefined), so a typo in a template is an error rather than an em
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -40,18 +40,28 @@ def _template(source: str) -> jinja2.Template:
 
 
 @lru_cache(maxsize=4096)
-def _expression(source: str) -> Callable[..., Any]:
+def _expression(source: str) -> jinja2.Template:
+    """The expression as a template that stores its value in `result` (as compile_expression builds it)."""
     try:
-        return _env.compile_expression(source, undefined_to_none=False)
+        return _env.compile_expression(source, undefined_to_none=False)._template  # type: ignore[attr-defined,no-any-return]
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(f"expression syntax error in '{source}': {exc.message}") from None
+
+
+#: Jinja merges its globals into every render through a ChainMap, which costs more than rendering a short
+#: template; a plain dict merged once per call, passed as a shared context, gives templates the same names.
+_GLOBALS = dict(_env.globals)
+
+
+def _context(template: jinja2.Template, values: Mapping[str, Any]) -> Any:
+    return template.new_context({**_GLOBALS, **values}, shared=True)
 
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render one template; errors become TemplateProblem."""
     template = _template(source)
     try:
-        return template.render(context)
+        return template.environment.concat(template.root_render_func(_context(template, context)))  # type: ignore[attr-defined]
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"template uses an undefined name: {exc.message}") from None
     except jinja2.TemplateError as exc:
@@ -62,9 +72,12 @@ def render(source: str, context: Mapping[str, Any]) -> str:
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     """Evaluate one expression such as `hidden != features` or `not batch_first`."""
-    expression = _expression(source)
+    template = _expression(source)
     try:
-        return expression(**context)
+        values = _context(template, context)
+        for _ in template.root_render_func(values):
+            pass
+        return values.vars["result"]
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"expression '{source}' uses an undefined name: {exc.message}") from None
     except Exception as exc:

@@ -72,7 +72,7 @@ def test_every_card_renders_with_stem_code_and_answer(
         assert variant.title in front_text
         if variant.code:
             assert variant.code in front_text  # `<int, int>`, `a<b`, `]]>` intact
-        key = variant.correct_choices[0].text if variant.choices else variant.answers[0]
+        key = variant.correct_choices[0].text if variant.choices else variant.key_text
         assert shown(qbank.render.inline_html(key)) in shown(back)
         assert shown(qbank.render.markdown_html(variant.explanation))[:40] in shown(back)
         if which == "hostile":

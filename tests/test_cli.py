@@ -77,9 +77,12 @@ def test_check_flags_the_published_wrong_key() -> None:
     assert "published_shape" not in done.stdout.split("FAILED")[0].replace("published_debug", "")
 
 
-def test_check_passes_the_built_in_bank() -> None:
+def test_check_passes_every_built_in_bank() -> None:
+    for bank in ("gru_mastery", "recurrent_layers", "conv_pooling", "attention", "losses"):
+        done = run_cli("check", bank, "-n", 10)
+        assert done.returncode == 0, done.stdout + done.stderr
     done = run_cli("check", "gru_mastery", "-n", 10)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("ok: 20 keyed variants of 2 questions")
 
 
 def test_stress_reports_per_question_statistics() -> None:

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from markdown_it import MarkdownIt
-
-from qbank.exporters import gift, html as html_exporter, markdown, moodle, qti
+from qbank.exporters import gift, markdown, moodle, qti
+from qbank.exporters import html as html_exporter
 from qbank.exporters.json import Document, JsonExporter
+
 from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Choice, Variant
 
@@ -199,7 +200,7 @@ def test_xml_formats_refuse_characters_xml_cannot_carry(tmp_path: Path) -> None:
         explanation="e",
     )
     for exporter in (moodle.MoodleExporter(), qti.QtiExporter()):
-        with pytest.raises(ExportRefused, match="control.*U\\+0007"):
+        with pytest.raises(ExportRefused, match=r"control.*U\+0007"):
             exporter.export(BANK, [variant], 1)
 
 
@@ -209,7 +210,6 @@ def test_xml_formats_refuse_characters_xml_cannot_carry(tmp_path: Path) -> None:
 @given(variant=variants())
 def test_anki(tmp_path_factory: pytest.TempPathFactory, variant: Variant) -> None:
     from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
-
     from qbank.exporters import anki
 
     folder = tmp_path_factory.mktemp("anki")
