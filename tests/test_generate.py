@@ -292,3 +292,27 @@ def test_parameter_space_smaller_than_asked_is_a_notice(count: int, pool: Worker
     result = qbank.generate(bank, count, 0, pool=pool)
     assert len(result.variants) == min(count, 2)
     assert bool(result.notices) == (count > 2)
+
+
+def test_chi_square_p_matches_closed_forms() -> None:
+    import math
+
+    from qbank.stress import chi_square_p
+
+    assert chi_square_p([25, 25, 25, 25]) == pytest.approx(1.0)
+    # 1 degree of freedom: P = erfc(sqrt(x / 2)); here x = (30-20)²/20·2 = 10.
+    assert chi_square_p([30, 10]) == pytest.approx(math.erfc(math.sqrt(10 / 2)), rel=1e-9)
+    # 2 degrees of freedom: P = exp(-x / 2); here x = (5² + 5² + 0²)/20 = 2.5.
+    assert chi_square_p([25, 15, 20]) == pytest.approx(math.exp(-2.5 / 2), rel=1e-9)
+    # 3 degrees of freedom: P = erfc(sqrt(x / 2)) + sqrt(2x / pi)·exp(-x / 2); here x = (15² + 3·5²)/25 = 12.
+    closed = math.erfc(math.sqrt(6)) + math.sqrt(24 / math.pi) * math.exp(-6)
+    assert chi_square_p([40, 20, 20, 20]) == pytest.approx(closed, rel=1e-9)
+
+
+def test_correct_choice_positions_pass_a_uniformity_test(gru_50: Generation) -> None:
+    from qbank.stress import UNIFORM_P, summarize
+
+    rows = {row.question_id: row for row in summarize(gru_50.bank, gru_50)}
+    shapes = rows["gru_output_shape"]
+    assert sum(shapes.positions.values()) == 50 and shapes.position_p is not None
+    assert shapes.position_p >= UNIFORM_P
