@@ -7,14 +7,14 @@ the same offline, in Anki's night mode and in an LMS that strips style sheets.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import re
+from functools import cache, lru_cache
 from html import escape
 from typing import Any
 
 from markdown_it import MarkdownIt
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
+from pygments.lexers import PythonLexer, get_lexer_by_name
+from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
 
 PRE_STYLE = (
@@ -24,30 +24,64 @@ PRE_STYLE = (
 )
 INLINE_CODE_STYLE = "background:#f6f8fa;color:#1f2328;border-radius:4px;padding:0 3px;font-family:monospace"
 
-_formatter = HtmlFormatter(noclasses=True, nowrap=True, style="default")
-
-
+_style = get_style_by_name("default")
 _python = PythonLexer()
+
+
+@cache
+def _css(token_type: Any) -> str:
+    """The inline style Pygments' default style gives a token type."""
+    style = _style.style_for_token(token_type)
+    parts = [f"color: #{style['color']}"] if style["color"] else []
+    parts += ["font-weight: bold"] * bool(style["bold"]) + ["font-style: italic"] * bool(style["italic"])
+    parts += ["text-decoration: underline"] * bool(style["underline"])
+    return "; ".join(parts)
+
+
+def _spans(code: str, lexer: Any) -> str:
+    html = []
+    for token_type, value in lexer.get_tokens(code):
+        text = escape(value, quote=False)
+        css = _css(token_type) if value.strip() else ""
+        html.append(f'<span style="{css}">{text}</span>' if css else text)
+    return "".join(html).rstrip("\n")
+
+
+#: Lines that differ only in their digits lex alike (every digit is lexed as part of a number or a name).
+_ZEROS = str.maketrans("123456789", "000000000")
+
+
+@lru_cache(maxsize=65536)
+def _line_shape(shape: str) -> tuple[tuple[int, str], ...]:
+    """(length, style) of each token of a line whose digits are all 0."""
+    return tuple((len(value), _css(kind) if value.strip() else "") for kind, value in _python.get_tokens(shape))
+
+
+def _python_line(line: str) -> str:
+    html, start = [], 0
+    for length, css in _line_shape(line.translate(_ZEROS)):
+        text = escape(line[start : start + length], quote=False)
+        start += length
+        html.append(f'<span style="{css}">{text}</span>' if css and text else text)
+    return "".join(html)
+
+
 #: Code in which a token may span lines, so it must be highlighted whole.
 _MULTILINE_TOKENS = ('"""', "'''", "\\\n")
 
 
-@lru_cache(maxsize=65536)
-def _python_line(line: str) -> str:
-    return highlight(line, _python, _formatter).rstrip("\n")
-
-
 def _highlight(code: str, language: str) -> str:
+    """Code as HTML spans with inline styles (Pygments' lexer and default style, a lighter formatter)."""
     if not language:
         return escape(code, quote=False)
     if language == "python" and not any(mark in code for mark in _MULTILINE_TOKENS):
-        # Variants share most of their lines: highlighting line by line, with a cache, does that work once.
+        # Variants share most of their lines: lexing line by line, with a cache, does that work once.
         return "\n".join(_python_line(line) for line in code.split("\n"))
     try:
         lexer = _python if language == "python" else get_lexer_by_name(language)
     except ClassNotFound:
-        lexer = TextLexer()
-    return highlight(code, lexer, _formatter)
+        return escape(code, quote=False)
+    return _spans(code, lexer)
 
 
 @lru_cache(maxsize=65536)
@@ -69,10 +103,30 @@ _markdown = MarkdownIt("commonmark", {"html": False, "highlight": _fence, "break
 _markdown.add_render_rule("code_inline", _code_inline)
 
 
+#: Characters with a meaning in Markdown (with digits at the start of a line, which may number a list).
+_SYNTAX = frozenset("\\`*_[]<>#!&|~+=:-\t\r")
+
+
+def _is_prose(text: str) -> bool:
+    """Plain prose: one paragraph that Markdown would show as it is, so it needs no parser."""
+    if not text or _SYNTAX.intersection(text):
+        return False
+    return all(line and line == line.strip() and not line[0].isdigit() for line in text.split("\n"))
+
+
+#: One code span and nothing else, with no backtick or space at its ends inside.
+_CODE_SPAN = re.compile(r"`([^`\s](?:[^`\n]*[^`\s])?)`")
+
+
 # Large enough that a 10,000-variant export renders each distinct text once for all its formats.
 @lru_cache(maxsize=262144)
 def markdown_html(text: str) -> str:
-    """Block HTML for a Markdown text."""
+    """Block HTML for a Markdown text (what markdown-it renders, with fast paths for the common shapes)."""
+    if _is_prose(text):
+        return f"<p>{escape(text, quote=False).replace(chr(34), '&quot;')}</p>"
+    span = _CODE_SPAN.fullmatch(text)
+    if span:
+        return f'<p><code style="{INLINE_CODE_STYLE}">{escape(span.group(1), quote=False)}</code></p>'
     return _markdown.render(text).strip()
 
 

@@ -229,3 +229,46 @@ def test_anki(tmp_path_factory: pytest.TempPathFactory, variant: Variant) -> Non
             assert variant.code.rstrip("\n") in shown(card.question())
     finally:
         collection.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "x",
+                    " ",
+                    "1",
+                    "0.5",
+                    "torch.randn(",
+                    ")",
+                    ",",
+                    "'",
+                    '"',
+                    "#",
+                    "h_0",
+                    "conv1d",
+                    "1e-3",
+                    "0x1F",
+                    "=",
+                    "[",
+                    "]",
+                    ":",
+                    "<",
+                    "&",
+                    "def",
+                    "9_000",
+                ]
+            ),
+            st.text(characters, max_size=3),
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_highlighting_by_line_shape_equals_lexing_each_line(line: str) -> None:
+    from qbank.render import _python, _python_line, _spans
+
+    line = line.replace("\n", " ")
+    assert _python_line(line) == _spans(line, _python)
+    assert shown(code_html(line)) == line.rstrip("\n")
