@@ -47,19 +47,20 @@ def _spans(code: str, lexer: Any) -> str:
     return "".join(html).rstrip("\n")
 
 
-#: Lines that differ only in their digits lex alike (every digit is lexed as part of a number or a name).
-_ZEROS = str.maketrans("123456789", "000000000")
+#: Lines that differ only in digits of the same class lex alike: number syntax tells apart only 0, 1 (binary),
+#: 2-7 (octal) and 8-9 (decimal), so every digit is replaced by its class's first digit.
+_DIGIT_CLASSES = str.maketrans("0123456789", "0122222288")
 
 
 @lru_cache(maxsize=65536)
 def _line_shape(shape: str) -> tuple[tuple[int, str], ...]:
-    """(length, style) of each token of a line whose digits are all 0."""
+    """(length, style) of each token of a line whose digits are replaced by their class."""
     return tuple((len(value), _css(kind) if value.strip() else "") for kind, value in _python.get_tokens(shape))
 
 
 def _python_line(line: str) -> str:
     html, start = [], 0
-    for length, css in _line_shape(line.translate(_ZEROS)):
+    for length, css in _line_shape(line.translate(_DIGIT_CLASSES)):
         text = escape(line[start : start + length], quote=False)
         start += length
         html.append(f'<span style="{css}">{text}</span>' if css and text else text)

@@ -231,7 +231,7 @@ def test_anki(tmp_path_factory: pytest.TempPathFactory, variant: Variant) -> Non
         collection.close()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     st.lists(
         st.one_of(
