@@ -102,28 +102,14 @@ def generate(
     if variants < 1:
         raise BankError(f"the number of variants must be at least 1 (got {variants})")
     result = Generation(bank=bank, seed=seed, variants=[])
-    started = time.perf_counter()
-    plans: list[_Plan] = []
-    for question in bank.questions:
-        drawn = sample(question, variants, seed, bank.id)
-        if len(drawn.params) < variants and question.params:
-            result.notices.append(
-                f"question '{question.id}': its parameters allow only {len(drawn.params)} distinct "
-                f"variant{'s' if len(drawn.params) != 1 else ''}; {variants} were asked for"
-            )
-        for params in drawn.params:
-            try:
-                plans.append(_plan(question, params))
-            except TemplateProblem as exc:
-                result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
-    result.seconds["sample+render"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    all_jobs = [job for plan in plans for job in _jobs(plan)]
+    # A new pool starts its workers at once: their torch import overlaps with sampling and rendering.
     owned = pool is None
     active = pool or WorkerPool(jobs)
-    hits_before, runs_before = active.hits, active.runs
     try:
+        plans = _plans(bank, variants, seed, result)
+        started = time.perf_counter()
+        all_jobs = [job for plan in plans for job in _jobs(plan)]
+        hits_before, runs_before = active.hits, active.runs
         total = len({job.key for job in all_jobs} - set(active.cache))
         finished = 0
 
@@ -158,6 +144,26 @@ def generate(
             result.run_seconds[variant.variant_id] = results[plan.job.key].seconds
     result.seconds["assemble"] = time.perf_counter() - started
     return result
+
+
+def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> list[_Plan]:
+    """Sample every question's parameters and render its texts and snippets (timed as sample+render)."""
+    started = time.perf_counter()
+    plans: list[_Plan] = []
+    for question in bank.questions:
+        drawn = sample(question, variants, seed, bank.id)
+        if len(drawn.params) < variants and question.params:
+            result.notices.append(
+                f"question '{question.id}': its parameters allow only {len(drawn.params)} distinct "
+                f"variant{'s' if len(drawn.params) != 1 else ''}; {variants} were asked for"
+            )
+        for params in drawn.params:
+            try:
+                plans.append(_plan(question, params))
+            except TemplateProblem as exc:
+                result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
+    result.seconds["sample+render"] = time.perf_counter() - started
+    return plans
 
 
 def _jobs(plan: _Plan) -> list[Job]:
