@@ -43,7 +43,10 @@ _positive, _seed = _whole(1), _whole(0)
 
 def _format_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    known = formats()
+    try:
+        known = formats()
+    except QbankError as exc:  # a broken third-party format: say which, as a usage problem
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if names == ["all"]:
         return list(known)
     unknown = [name for name in names if name not in known]
