@@ -25,7 +25,7 @@ PRE_STYLE = (
 INLINE_CODE_STYLE = "background:#f6f8fa;color:#1f2328;border-radius:4px;padding:0 3px;font-family:monospace"
 
 _style = get_style_by_name("default")
-_python = PythonLexer()
+_python = PythonLexer(stripnl=False)  # leading blank lines are part of the code
 
 
 @cache
@@ -79,7 +79,7 @@ def _highlight(code: str, language: str) -> str:
         # Variants share most of their lines: lexing line by line, with a cache, does that work once.
         return "\n".join(_python_line(line) for line in code.split("\n"))
     try:
-        lexer = _python if language == "python" else get_lexer_by_name(language)
+        lexer = _python if language == "python" else get_lexer_by_name(language, stripnl=False)
     except ClassNotFound:
         return escape(code, quote=False)
     return _spans(code, lexer)

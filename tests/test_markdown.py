@@ -63,3 +63,20 @@ def test_hostile_titles_are_escaped_and_code_is_kept(hostile: Generation, tmp_pa
     for variant in hostile.variants:
         if variant.code:
             assert variant.code.rstrip("\n") + "\n" in fences
+
+
+def test_bank_html_stays_text_in_any_markdown_viewer(hostile: Generation, tmp_path: Path) -> None:
+    qbank.export(hostile, ["markdown"], tmp_path)
+    viewer = MarkdownIt("commonmark")  # raw HTML enabled, as in many viewers
+    for name in ("hostile.md", "hostile.key.md"):
+        parsed = viewer.parse((tmp_path / name).read_text())
+        html_tokens = [t for t in parsed if t.type == "html_block"]
+        html_tokens += [c for t in parsed if t.type == "inline" for c in t.children or [] if c.type == "html_inline"]
+        assert html_tokens == [], name
+    shown = viewer.render((tmp_path / "hostile.md").read_text())
+    assert "&lt;script&gt;alert('x')&lt;/script&gt;" in shown
+    assert "<script>" not in shown
+    # code keeps its characters: in fences and in code spans nothing is escaped
+    printed = next(v for v in hostile.variants if v.question_id == "printed_markup")
+    assert printed.code.rstrip("\n") in (tmp_path / "hostile.md").read_text()
+    assert "`<int, int> only`" in (tmp_path / "hostile.md").read_text()
