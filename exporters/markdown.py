@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from markdown_it import MarkdownIt
 
@@ -30,12 +31,16 @@ _BLOCKS = MarkdownIt("commonmark")
 _AUTOLINK = re.compile(r"<(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*|[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9.-]+)>")
 
 
+# Variants share most of their texts: each distinct text is parsed once.
+@lru_cache(maxsize=65536)
 def neutral(markdown: str) -> str:
     """Bank Markdown whose raw HTML shows as text in any viewer, as it does in qbank's other formats.
 
     A `<` that could open an HTML tag or comment gets a backslash, except in code (blocks and spans),
     where it is already text, and in autolinks.
     """
+    if "<" not in markdown:
+        return markdown
     code_lines: set[int] = set()
     for token in _BLOCKS.parse(markdown):
         if token.type in ("fence", "code_block") and token.map:

@@ -58,6 +58,7 @@ def _line_shape(shape: str) -> tuple[tuple[int, str], ...]:
     return tuple((len(value), _css(kind) if value.strip() else "") for kind, value in _python.get_tokens(shape))
 
 
+@lru_cache(maxsize=65536)
 def _python_line(line: str) -> str:
     html, start = [], 0
     for length, css in _line_shape(line.translate(_DIGIT_CLASSES)):
