@@ -2,14 +2,16 @@
 
 For N executed variants of the GRU Mastery bank (its Predict Output and Debug questions, with their
 distractors), it measures qbank end to end — sample, render, run with torch, assemble, export to JSON,
-Markdown, Moodle XML and Anki — and, in the same run, the floor: the same distinct snippets executed
-bare in one process under torch.inference_mode (divided by the worker count) plus the same template
-rendering. Run: `make bench` or `python benchmarks/pipeline.py [--sizes 1000,10000] [--jobs 2]`.
-"""
+Markdown, Moodle XML and Anki, write the files — and, in the same run, the floor: the same distinct
+snippets executed bare in one process under torch.inference_mode (divided by the worker count), plus
+the rendering no pipeline can skip done with each library directly (Jinja2, markdown-it-py, genanki,
+json; see bare_rendering). Run: `make bench` or `python benchmarks/pipeline.py [--sizes 1000,10000]
+[--jobs 2] [--compare-jobs]`."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -19,14 +21,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import genanki
+import jinja2
+from markdown_it import MarkdownIt
+
 import qbank
-from qbank.exporting import exporter, write_files
+from qbank.exporting import exporter, render_all, write_files
 from qbank.generate import _jobs, _plan
 from qbank.params import sample
 from qbank.runner import WorkerPool
 from qbank.variant import BankInfo
 
 FORMATS = ["json", "markdown", "moodle", "anki"]
+FLOOR_PARTS = ["torch, bare ÷ workers", "Jinja2", "markdown-it", "genanki", "JSON"]
 EXECUTED = ("Predict Output", "Debug")
 
 # Runs the snippets bare: one process, torch imported once, no limits, no capture beyond stdout.
@@ -62,11 +69,9 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
-def floor_seconds(bank: qbank.Bank, per_question: int, seed: int, workers: int) -> tuple[float, float, int]:
-    """(bare execution / workers, bare rendering, distinct snippets)."""
-    started = time.perf_counter()
+def bare_execution(bank: qbank.Bank, per_question: int, seed: int) -> tuple[float, int]:
+    """Seconds to run every distinct snippet bare in one process, and how many there are."""
     plans = [_plan(q, p) for q in bank.questions for p in sample(q, per_question, seed, bank.id).params]
-    rendering = time.perf_counter() - started
     distinct = {job.key: (job.code, job.expression) for plan in plans for job in _jobs(plan)}
     done = subprocess.run(
         [sys.executable, "-c", FLOOR],
@@ -75,36 +80,90 @@ def floor_seconds(bank: qbank.Bank, per_question: int, seed: int, workers: int) 
         text=True,
         check=True,
     )
-    return float(done.stdout) / workers, rendering, len(distinct)
+    return float(done.stdout), len(distinct)
 
 
-def measure(bank: qbank.Bank, total: int, seed: int, workers: int) -> dict[str, float]:
+def bare_rendering(bank: qbank.Bank, per_question: int, seed: int, variants: list[qbank.Variant]) -> dict[str, float]:
+    """Seconds of the rendering no pipeline can skip, done with each library directly, on one core.
+
+    Jinja2: every template a variant needs (stem, code, hints, explanation, each mistake's code), compiled once.
+    markdown-it-py: each distinct Markdown text of the variants, once. genanki: one plain note per variant,
+    written as a package. JSON: the variants' data, already as dicts, dumped.
+    """
+    drawn = [(q, p) for q in bank.questions for p in sample(q, per_question, seed, bank.id).params]
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    compiled = functools.cache(env.from_string)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    for question, params in drawn:
+        sources = [question.stem, question.code or "", question.explanation, *question.hints]
+        sources += [mistake.code or question.code or "" for mistake in question.mistakes]
+        for source in sources:
+            compiled(source).render(params, answer="")
+    seconds["Jinja2"] = time.perf_counter() - started
+
+    texts = {text for v in variants for text in (v.stem, v.explanation, *v.hints) if text}
+    texts |= {text for v in variants for c in v.choices for text in (c.text, c.feedback) if text}
+    markdown = MarkdownIt("commonmark", {"html": False})
+    started = time.perf_counter()
+    for text in texts:
+        markdown.render(text)
+    seconds["markdown-it"] = time.perf_counter() - started
+
+    model = genanki.Model(
+        1607392319,
+        "bare",
+        fields=[{"name": "Front"}, {"name": "Back"}],
+        templates=[{"name": "Card", "qfmt": "{{Front}}", "afmt": "{{FrontSide}}<hr id=answer>{{Back}}"}],
+    )
+    started = time.perf_counter()
+    deck = genanki.Deck(2059400110, "bare")
+    for v in variants:
+        deck.add_note(genanki.Note(model=model, fields=[v.stem, v.key_text], guid=v.variant_id))
+    with tempfile.TemporaryDirectory() as folder:
+        genanki.Package(deck).write_to_file(str(Path(folder) / "bare.apkg"))
+    seconds["genanki"] = time.perf_counter() - started
+
+    data = [v.model_dump(mode="json") for v in variants]
+    started = time.perf_counter()
+    json.dumps(data)
+    seconds["JSON"] = time.perf_counter() - started
+    return seconds
+
+
+def measure(bank: qbank.Bank, total: int, seed: int, workers: int) -> tuple[dict[str, float], list[qbank.Variant]]:
+    """qbank's times for `total` variants, from sampling to files on disk; worker start-up is kept apart."""
     per_question = total // len(bank.questions)
     row: dict[str, float] = {"variants": per_question * len(bank.questions), "jobs": workers}
     started = time.perf_counter()
-    with WorkerPool(workers) as pool:
-        pool_started = time.perf_counter()
+    pool = WorkerPool(workers)
+    try:
         pool.warm()  # torch's import in the workers is start-up, not work
-        result = qbank.generate(bank, per_question, seed, pool=pool)
-        row["startup"] = time.perf_counter() - pool_started - sum(result.seconds.values())
-    row.update({f"{name}": seconds for name, seconds in result.seconds.items()})
-    info = BankInfo.of(bank)
-    files: dict[str, str | bytes] = {}
-    for name in FORMATS:
+        row["startup"] = time.perf_counter() - started
         begin = time.perf_counter()
-        files.update(exporter(name).export(info, result.variants, seed))
-        row[f"export {name}"] = time.perf_counter() - begin
-    begin = time.perf_counter()
+        result = qbank.generate(bank, per_question, seed, pool=pool)
+    finally:
+        pool.close()
+    row.update(result.seconds)
+    info = BankInfo.of(bank)
+    stage = time.perf_counter()
+    files = render_all(FORMATS, info, result.variants, seed, jobs=workers)
+    row["export"] = time.perf_counter() - stage
+    stage = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         write_files(Path(folder), files)
-    row["write"] = time.perf_counter() - begin
+    row["write"] = time.perf_counter() - stage
+    row["work"] = time.perf_counter() - begin
     row["wall"] = time.perf_counter() - started
-    row["work"] = sum(row[key] for key in row if key in result.seconds or key.startswith("export ") or key == "write")
     row["failures"] = len(result.failures)
     row["runs"] = result.runs
     row["cache hits"] = result.cache_hits
     row["peak RSS MB"] = peak_rss_mb()
-    return row
+    for name in FORMATS:  # each format alone, in this process: where the export time goes (not counted above)
+        stage = time.perf_counter()
+        exporter(name).export(info, result.variants, seed)
+        row[f"{name} alone"] = time.perf_counter() - stage
+    return row, result.variants
 
 
 def table(rows: list[list[str]]) -> str:
@@ -137,24 +196,29 @@ def main() -> None:
     )
     results = []
     for size in sizes:
-        row = measure(bank, size, args.seed, args.jobs)
-        bare_run, bare_render, distinct = floor_seconds(bank, size // len(bank.questions), args.seed, args.jobs)
-        row["floor"] = bare_run + bare_render
+        row, variants = measure(bank, size, args.seed, args.jobs)
+        per_question = size // len(bank.questions)
+        bare, distinct = bare_execution(bank, per_question, args.seed)
+        row["torch, bare ÷ workers"] = bare / args.jobs
+        row.update(bare_rendering(bank, per_question, args.seed, variants))
+        row["floor"] = sum(row[part] for part in FLOOR_PARTS)
         row["distinct snippets"] = distinct
         results.append(row)
-    stages = ["sample+render", "run", "assemble", *(f"export {f}" for f in FORMATS), "write"]
+    stages = ["sample+render", "run", "assemble", "export", *(f"{f} alone" for f in FORMATS), "write"]
     lines = [["", *(f"N={int(r['variants'])}" for r in results)]]
-    for key in ("work", "floor"):
-        lines.append(
-            [f"{key} s" if key != "work" else "qbank s (without worker start-up)", *(f"{r[key]:.2f}" for r in results)]
-        )
+    lines.append(["qbank s (sample to files on disk)", *(f"{r['work']:.2f}" for r in results)])
+    lines.append(["floor s", *(f"{r['floor']:.2f}" for r in results)])
     lines.append(["qbank / floor", *(f"{r['work'] / r['floor']:.2f}×" for r in results)])
     lines.append(["ms per variant", *(f"{1000 * r['work'] / r['variants']:.3f}" for r in results)])
     lines.append(["variants per s", *(f"{r['variants'] / r['work']:.0f}" for r in results)])
-    lines.append(["worker start-up s", *(f"{r['startup']:.2f}" for r in results)])
-    lines.append(["wall s (with start-up and shut-down)", *(f"{r['wall']:.2f}" for r in results)])
+    lines.append(["worker start-up s (not counted)", *(f"{r['startup']:.2f}" for r in results)])
+    lines.append(["qbank stages:", *("" for _ in results)])
     for stage in stages:
-        lines.append([f"  {stage} s", *(f"{r[stage]:.2f}" for r in results)])
+        label = f"    ({stage} s)" if stage.endswith(" alone") else f"  {stage} s"
+        lines.append([label, *(f"{r[stage]:.2f}" for r in results)])
+    lines.append(["floor parts:", *("" for _ in results)])
+    for part in FLOOR_PARTS:
+        lines.append([f"  {part} s", *(f"{r[part]:.2f}" for r in results)])
     for key in ("distinct snippets", "runs", "cache hits", "failures"):
         lines.append([key, *(f"{int(r[key])}" for r in results)])
     lines.append(["peak RSS MB", *(f"{r['peak RSS MB']:.0f}" for r in results)])
@@ -166,7 +230,7 @@ def main() -> None:
     print("R/exams reference: about 150 ms per variant for a comparable Moodle export.")
     if args.compare_jobs:
         size = sizes[-1]
-        single = measure(bank, size, args.seed, 1)
+        single, _ = measure(bank, size, args.seed, 1)
         print(
             f"\ntorch stage at N={size}: --jobs 1 {single['run']:.2f} s, --jobs {args.jobs} {results[-1]['run']:.2f} s "
             f"→ {single['run'] / results[-1]['run']:.2f}× faster"

@@ -40,7 +40,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def export(result: Generation, names: Sequence[str], out: str | Path) -> list[Path]:
-    """Render `result` in every named format, then write all files atomically into `out`."""
-    files = render_all(list(names), BankInfo.of(result.bank), result.variants, result.seed)
+def export(result: Generation, names: Sequence[str], out: str | Path, jobs: int | None = None) -> list[Path]:
+    """Render `result` in every named format (in up to `jobs` processes), then write all files atomically into `out`."""
+    files = render_all(list(names), BankInfo.of(result.bank), result.variants, result.seed, jobs=jobs)
     return write_files(Path(out), files)

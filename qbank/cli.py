@@ -169,7 +169,7 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"qbank: variant failed: {failure}", file=sys.stderr)
     if not result.variants:
         raise QbankError(f"no variant of bank '{bank.id}' could be made; nothing was written")
-    files = render_all(args.format, BankInfo.of(bank), result.variants, args.seed)
+    files = render_all(args.format, BankInfo.of(bank), result.variants, args.seed, jobs=args.jobs)
     written = write_files(args.out, files)
     print(
         f"{len(result.variants)} variants of {len(bank.questions)} questions "

@@ -9,11 +9,18 @@ Formats are found through the `qbank.exporters` entry-point group; the built-ins
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import io
+import multiprocessing
+import multiprocessing.connection
 import os
+import pickle
 import re
+import signal
+import sys
 import tempfile
+import traceback
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -167,15 +174,86 @@ def exporter(name: str) -> Exporter:
     return known[name]()
 
 
-def render_all(names: Sequence[str], bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
-    """Every requested format rendered in memory; nothing is written if any of them fails."""
+def render_all(
+    names: Sequence[str], bank: BankInfo, variants: Sequence[Variant], seed: int, jobs: int | None = None
+) -> Files:
+    """Every requested format rendered in memory; nothing is written if any of them fails.
+
+    Formats render side by side in up to `jobs` processes (default: one per core) where the system can
+    fork, so the variants are shared rather than copied; the files are the same either way.
+    """
+    chosen = [exporter(name) for name in names]  # an unknown name fails before any work
+    workers = min(jobs or os.cpu_count() or 1, len(chosen))
+    if workers > 1 and sys.platform == "linux":
+        rendered = _render_forked(chosen, bank, variants, seed, workers)
+    else:
+        rendered = [each.export(bank, variants, seed) for each in chosen]
     files: Files = {}
-    for name in names:
-        for filename, content in exporter(name).export(bank, variants, seed).items():
+    for output in rendered:
+        for filename, content in output.items():
             if filename in files:
                 raise QbankError(f"two formats both write '{filename}'")
             files[filename] = content
     return files
+
+
+def _render_forked(
+    chosen: Sequence[Exporter], bank: BankInfo, variants: Sequence[Variant], seed: int, workers: int
+) -> list[Files]:
+    """Each exporter's files, rendered in forked processes, at most `workers` at a time, in `chosen` order."""
+    context = multiprocessing.get_context("fork")
+    # Objects that exist now are left out of garbage collection while the children run: a collection in a
+    # child would otherwise write to (and so copy) every page holding them.
+    gc.freeze()
+    rendered: dict[int, Files] = {}
+    waiting = list(enumerate(chosen))
+    running: dict[Any, tuple[int, Any]] = {}  # receiving end of a pipe → (index, process)
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                index, each = waiting.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_render_child, args=(sender, each, bank, variants, seed), daemon=True)
+                process.start()
+                sender.close()
+                running[receiver] = (index, process)
+            for receiver in multiprocessing.connection.wait(list(running)):
+                index, process = running.pop(receiver)
+                with receiver:
+                    try:
+                        ok, payload = receiver.recv()
+                    except EOFError:
+                        process.join()
+                        raise QbankError(
+                            f"the process rendering the {chosen[index].name} format ended early "
+                            f"(exit code {process.exitcode}); nothing was written"
+                        ) from None
+                process.join()
+                if not ok:
+                    raise payload
+                rendered[index] = payload
+    finally:
+        for _, process in running.values():
+            process.kill()
+            process.join()
+        gc.unfreeze()
+    return [rendered[index] for index in range(len(chosen))]
+
+
+def _render_child(sender: Any, each: Exporter, bank: BankInfo, variants: Sequence[Variant], seed: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
+    try:
+        reply: tuple[bool, Any] = (True, each.export(bank, variants, seed))
+    except Exception as exc:
+        if not isinstance(exc, QbankError):  # a bug: keep where it happened
+            exc.add_note("in the process rendering the " + each.name + " format:\n" + traceback.format_exc())
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        reply = (False, exc)
+    with sender:
+        sender.send(reply)
 
 
 def write_files(folder: Path, files: Mapping[str, str | bytes]) -> list[Path]:

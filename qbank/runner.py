@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,16 @@ from qbank.models import RunLimits
 STARTUP_SECONDS = 180.0
 #: Snippets sent to a worker in one message: fewer round trips, while a lost worker loses little.
 BATCH_SIZE = 16
+#: Messages a worker holds at a time, so it starts the next batch without waiting for the parent.
+IN_FLIGHT = 2
+#: Seconds the parent lets replies gather before reading them.
+READ_PAUSE = 0.005
+#: Seconds the parent waits past a job's wall-time limit before it stops the worker itself.
+WALL_GRACE = 1.0
+
+
+def _over_wall(job: Job) -> str:
+    return f"ran longer than its wall-time limit of {job.limits.wall_seconds:g} s"
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ class _Worker:
             return
         line = self._readline(time.monotonic() + STARTUP_SECONDS)
         if line is None or b"ready" not in line:
-            status = self._stop()
+            status = self.stop()
             raise RuntimeError(f"a worker process could not start ({status}); is torch installed?")
         self.ready = True
 
@@ -107,7 +118,10 @@ class _Worker:
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 return None
-            chunk = os.read(fd, 1 << 16)
+            # Replies come every fraction of a millisecond: a short pause lets one read take many of them,
+            # instead of waking this process once per reply (the worker never waits: it has work queued).
+            time.sleep(READ_PAUSE)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
                 self.ended = True
                 return None
@@ -115,7 +129,7 @@ class _Worker:
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line
 
-    def _stop(self) -> str:
+    def stop(self) -> str:
         """Stop the process and say how it ended."""
         process, self.process = self.process, None
         if process is None:
@@ -136,46 +150,44 @@ class _Worker:
                 return f"killed by signal {-code}"
         return f"exit code {code}"
 
-    def run_batch(self, jobs: list[Job], done: Callable[[Job, RunResult], None]) -> None:
-        pending = list(jobs)
-        while pending:
-            self.start()
-            assert self.process is not None and self.process.stdin is not None
-            message = {
-                "jobs": [
-                    {
-                        "code": job.code,
-                        "expression": job.expression,
-                        "cpu_seconds": job.limits.cpu_seconds,
-                        "memory_mb": job.limits.memory_mb,
-                        "inference_mode": job.inference_mode,
-                    }
-                    for job in pending
-                ]
-            }
-            try:
-                self.process.stdin.write(json.dumps(message).encode() + b"\n")
-                self.process.stdin.flush()
-            except BrokenPipeError:
-                self._stop()
-                continue
-            for index, job in enumerate(pending):
-                started = time.monotonic()
-                line = self._readline(started + job.limits.wall_seconds)
-                if line is not None:
-                    done(job, _result(json.loads(line)))
-                    continue
-                timed_out = not self.ended
-                status = self._stop()
-                if timed_out:
-                    reason = f"ran longer than its wall-time limit of {job.limits.wall_seconds:g} s"
-                else:
-                    reason = f"the code ended its worker process ({status})"
-                done(job, RunResult(failure=reason, seconds=time.monotonic() - started))
-                pending = pending[index + 1 :]
-                break
-            else:
-                pending = []
+    def send(self, jobs: list[Job]) -> bool:
+        """Queue jobs on the worker (started if need be); False if it is gone (a read will say how)."""
+        self.start()
+        assert self.process is not None and self.process.stdin is not None
+        message = {
+            "jobs": [
+                {
+                    "code": job.code,
+                    "expression": job.expression,
+                    "cpu_seconds": job.limits.cpu_seconds,
+                    "wall_seconds": job.limits.wall_seconds,
+                    "memory_mb": job.limits.memory_mb,
+                    "inference_mode": job.inference_mode,
+                }
+                for job in jobs
+            ]
+        }
+        try:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            return False
+        return True
+
+    def receive(self, job: Job, started: float) -> RunResult:
+        """The result of `job`, the oldest job sent without a reply, which the worker started at `started`.
+
+        A job that passes its wall-time limit (the worker stops most itself; this is the backstop) or ends
+        the process fails, and the process is stopped: the jobs sent after it must be sent again.
+        """
+        line = self._readline(started + job.limits.wall_seconds + WALL_GRACE)
+        if line is not None:
+            return _result(json.loads(line))
+        timed_out = not self.ended
+        status = self.stop()
+        if timed_out:
+            return RunResult(failure=_over_wall(job), seconds=time.monotonic() - started)
+        return RunResult(failure=f"the code ended its worker process ({status})", seconds=time.monotonic() - started)
 
     def close(self) -> None:
         proc = self.process
@@ -184,7 +196,7 @@ class _Worker:
                 proc.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        self._stop()
+        self.stop()
 
 
 def _result(reply: dict[str, Any]) -> RunResult:
@@ -263,12 +275,7 @@ class WorkerPool:
 
         def serve(worker: _Worker) -> None:
             try:
-                while True:
-                    try:
-                        batch = batches.get_nowait()
-                    except queue.Empty:
-                        return
-                    worker.run_batch(batch, done)
+                _serve(worker, batches, done)
             except BaseException as exc:  # surfaced in the calling thread below
                 errors.append(exc)
 
@@ -282,3 +289,45 @@ class WorkerPool:
         for key in todo:
             results[key] = self.cache[key]
         return results
+
+
+def _serve(worker: _Worker, batches: queue.SimpleQueue[list[Job]], done: Callable[[Job, RunResult], None]) -> None:
+    """Run batches from the queue on one worker, keeping IN_FLIGHT of them queued on it, until none are left."""
+    backlog: list[Job] = []  # jobs to send again after the worker was replaced
+    sent: deque[Job] = deque()  # jobs sent, oldest first, without a reply yet
+    messages: deque[int] = deque()  # how many of them each message in flight still holds
+    started = time.monotonic()  # when the worker started the oldest job in `sent`
+    while True:
+        while len(messages) < IN_FLIGHT:
+            if backlog:
+                batch, backlog = backlog, []
+            else:
+                try:
+                    batch = batches.get_nowait()
+                except queue.Empty:
+                    break
+            if not worker.send(batch):  # it died: a read says how, or, with nothing sent, a new one starts
+                backlog = batch
+                if not sent:
+                    worker.stop()
+                break
+            if not sent:
+                started = time.monotonic()
+            sent.extend(batch)
+            messages.append(len(batch))
+        if not sent:
+            if backlog:  # the worker was gone before it got any of them: start a new one
+                continue
+            return
+        job = sent.popleft()
+        result = worker.receive(job, started)
+        done(job, result)
+        started = time.monotonic()
+        if worker.process is None:  # stopped: what it still held goes to its replacement
+            backlog = [*sent, *backlog]
+            sent.clear()
+            messages.clear()
+            continue
+        messages[0] -= 1
+        if not messages[0]:
+            messages.popleft()

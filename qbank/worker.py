@@ -1,8 +1,9 @@
 """The worker process: imports torch once, then runs many snippets sent by `qbank.runner`.
 
-Protocol: one JSON line in per batch (`{"jobs": [...]}`), one JSON line out per job, in order. The
-protocol uses private copies of stdin/stdout; the real file descriptors 0-2 point at /dev/null so a
-snippet (or a C library) writing to them cannot corrupt a message.
+Protocol: one JSON line in per batch (`{"jobs": [...]}`), one JSON line out per job, in order, written
+as soon as the job ends (so a crash loses no finished job's reply). The parent may queue the next batch
+before this one is done. The protocol uses private copies of stdin/stdout; the real file descriptors
+0-2 point at /dev/null so a snippet (or a C library) writing to them cannot corrupt a message.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def _on_cpu_limit(signum: int, frame: Any) -> None:
     raise LimitExceeded("used more CPU time than its limit")
 
 
+#: The wall-time limit of the job running now, for the message when it passes it.
+_wall_seconds = 0.0
+
+
+def _on_wall_limit(signum: int, frame: Any) -> None:
+    raise LimitExceeded(f"ran longer than its wall-time limit of {_wall_seconds:g} s")
+
+
 def to_json(value: Any, torch: Any) -> Any:
     """A JSON form of a value, so an outcome can be stored, compared and re-checked."""
     if value is None or isinstance(value, bool | int | str):
@@ -58,6 +67,7 @@ def to_json(value: Any, torch: Any) -> Any:
 
 
 def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any]:
+    global _wall_seconds
     result: dict[str, Any] = {"stdout": "", "error": None, "failure": None}
     namespace: dict[str, Any] = {"__name__": "__main__"}
     output = _CappedOutput()
@@ -78,6 +88,9 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard == resource.RLIM_INFINITY else min(memory, hard), hard))
         signal.setitimer(signal.ITIMER_PROF, float(job["cpu_seconds"]))
+        # A sleeping or waiting snippet is stopped here; the parent kills a worker only if this fails.
+        _wall_seconds = float(job["wall_seconds"])
+        signal.setitimer(signal.ITIMER_REAL, _wall_seconds)
         with contextlib.redirect_stdout(output), torch.inference_mode(bool(job.get("inference_mode"))):
             try:
                 exec(code, namespace)
@@ -98,6 +111,7 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
         result["failure"] = f"the code raised {type(exc).__name__}"
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
         torch.set_default_dtype(torch.float32)
         torch.set_grad_enabled(True)
@@ -132,6 +146,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     signal.signal(signal.SIGPROF, _on_cpu_limit)
+    signal.signal(signal.SIGALRM, _on_wall_limit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     base_memory = _virtual_memory()
     proto_out.write(b'{"ready": true}\n')

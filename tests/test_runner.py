@@ -12,6 +12,12 @@ FAST = RunLimits(wall_seconds=3, cpu_seconds=2, memory_mb=512)
 RUNAWAYS = {
     "infinite loop": ("while True:\n    pass", "CPU time"),
     "sleeping forever": ("import time\ntime.sleep(60)", "wall-time limit of 3 s"),
+    # With the worker's own timers blocked, the parent has to stop it.
+    "blocking the timers": (
+        "import signal, time\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGPROF})\n"
+        "time.sleep(60)",
+        "wall-time limit of 3 s",
+    ),
     "huge allocation": ("import torch\nx = torch.ones(10**11)", "memory"),
     "python allocation": ("x = bytearray(10**10)", "memory"),
     "sys.exit": ("import sys\nsys.exit(3)", "sys.exit(3)"),
