@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qbank.errors import BankError, QbankError
-from qbank.exporting import formats, render_all, write_files
+from qbank.exporting import formats
 from qbank.generate import Failure, Generation, generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank, Question
 from qbank.variant import BankInfo, Choice, Variant
+from qbank.writing import export_files
 
 __all__ = [
     "Bank",
@@ -42,5 +43,4 @@ __version__ = "0.1.0"
 
 def export(result: Generation, names: Sequence[str], out: str | Path, jobs: int | None = None) -> list[Path]:
     """Render `result` in every named format (in up to `jobs` processes), then write all files atomically into `out`."""
-    files = render_all(list(names), BankInfo.of(result.bank), result.variants, result.seed, jobs=jobs)
-    return write_files(Path(out), files)
+    return export_files(list(names), BankInfo.of(result.bank), result.variants, result.seed, Path(out), jobs=jobs)

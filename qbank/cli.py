@@ -14,13 +14,14 @@ from pathlib import Path
 from qbank import __version__
 from qbank.check import check
 from qbank.errors import QbankError
-from qbank.exporting import formats, render_all, write_files
+from qbank.exporting import formats
 from qbank.generate import Generation, generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank
 from qbank.progress import Progress
 from qbank.stress import UNIFORM_P, summarize, table
 from qbank.variant import BankInfo
+from qbank.writing import export_files
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -169,8 +170,7 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"qbank: variant failed: {failure}", file=sys.stderr)
     if not result.variants:
         raise QbankError(f"no variant of bank '{bank.id}' could be made; nothing was written")
-    files = render_all(args.format, BankInfo.of(bank), result.variants, args.seed, jobs=args.jobs)
-    written = write_files(args.out, files)
+    written = export_files(args.format, BankInfo.of(bank), result.variants, args.seed, args.out, jobs=args.jobs)
     print(
         f"{len(result.variants)} variants of {len(bank.questions)} questions "
         f"({result.runs} snippets run, {result.cache_hits} reused) → " + ", ".join(str(path) for path in written)

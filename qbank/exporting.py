@@ -1,32 +1,19 @@
-"""Exporters: the base class, the registry of formats, and the one writer that puts files on disk.
+"""Exporters: the base class, the registry of formats, and what several formats share.
 
-An exporter returns content (text or bytes); it never writes. The writer puts every file in place
-atomically (temporary file in the same folder, then rename) and only after every requested format
-has rendered, so a failing format leaves earlier exports untouched and no partial file behind.
-Formats are found through the `qbank.exporters` entry-point group; the built-ins register there too.
+An exporter returns content (text or bytes); it never writes: `qbank.writing` renders the requested
+formats and puts their files on disk, all or none. Formats are found through the `qbank.exporters`
+entry-point group; the built-ins register there too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import glob
 import io
-import multiprocessing
-import multiprocessing.connection
-import os
-import pickle
 import re
-import signal
-import sys
-import tempfile
-import traceback
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any, ClassVar
 
 import jinja2
@@ -172,142 +159,3 @@ def exporter(name: str) -> Exporter:
     if name not in known:
         raise QbankError(f"unknown format '{name}'; known formats: {', '.join(known)}")
     return known[name]()
-
-
-def render_all(
-    names: Sequence[str], bank: BankInfo, variants: Sequence[Variant], seed: int, jobs: int | None = None
-) -> Files:
-    """Every requested format rendered in memory; nothing is written if any of them fails.
-
-    Formats render side by side in up to `jobs` processes (default: one per core) where the system can
-    fork, so the variants are shared rather than copied; the files are the same either way.
-    """
-    chosen = [exporter(name) for name in names]  # an unknown name fails before any work
-    workers = min(jobs or os.cpu_count() or 1, len(chosen))
-    if workers > 1 and sys.platform == "linux":
-        rendered = _render_forked(chosen, bank, variants, seed, workers)
-    else:
-        rendered = [each.export(bank, variants, seed) for each in chosen]
-    files: Files = {}
-    for output in rendered:
-        for filename, content in output.items():
-            if filename in files:
-                raise QbankError(f"two formats both write '{filename}'")
-            files[filename] = content
-    return files
-
-
-def _render_forked(
-    chosen: Sequence[Exporter], bank: BankInfo, variants: Sequence[Variant], seed: int, workers: int
-) -> list[Files]:
-    """Each exporter's files, rendered in forked processes, at most `workers` at a time, in `chosen` order."""
-    context = multiprocessing.get_context("fork")
-    # Objects that exist now are left out of garbage collection while the children run: a collection in a
-    # child would otherwise write to (and so copy) every page holding them.
-    gc.freeze()
-    rendered: dict[int, Files] = {}
-    waiting = list(enumerate(chosen))
-    running: dict[Any, tuple[int, Any]] = {}  # receiving end of a pipe → (index, process)
-    try:
-        while waiting or running:
-            while waiting and len(running) < workers:
-                index, each = waiting.pop(0)
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_render_child, args=(sender, each, bank, variants, seed), daemon=True)
-                process.start()
-                sender.close()
-                running[receiver] = (index, process)
-            for receiver in multiprocessing.connection.wait(list(running)):
-                index, process = running.pop(receiver)
-                with receiver:
-                    try:
-                        ok, payload = receiver.recv()
-                    except EOFError:
-                        process.join()
-                        raise QbankError(
-                            f"the process rendering the {chosen[index].name} format ended early "
-                            f"(exit code {process.exitcode}); nothing was written"
-                        ) from None
-                process.join()
-                if not ok:
-                    raise payload
-                rendered[index] = payload
-    finally:
-        for _, process in running.values():
-            process.kill()
-            process.join()
-        gc.unfreeze()
-    return [rendered[index] for index in range(len(chosen))]
-
-
-def _render_child(sender: Any, each: Exporter, bank: BankInfo, variants: Sequence[Variant], seed: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
-    try:
-        reply: tuple[bool, Any] = (True, each.export(bank, variants, seed))
-    except Exception as exc:
-        if not isinstance(exc, QbankError):  # a bug: keep where it happened
-            exc.add_note("in the process rendering the " + each.name + " format:\n" + traceback.format_exc())
-        try:
-            pickle.dumps(exc)
-        except Exception:
-            exc = RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        reply = (False, exc)
-    with sender:
-        sender.send(reply)
-
-
-def write_files(folder: Path, files: Mapping[str, str | bytes]) -> list[Path]:
-    """Write each file atomically into `folder` (made if missing). Returns the paths written.
-
-    Every file is written to a hidden temporary file beside its final name, flushed to disk, then renamed
-    over the final name: a reader sees the old file or the new one, never a part. Temporary files that a
-    killed run left behind are removed first.
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            for stale in folder.glob(f".{glob.escape(name)}.*.tmp"):
-                stale.unlink()
-    except OSError as exc:
-        raise QbankError(f"cannot create the output folder {folder}: {exc.strerror}") from None
-    staged: list[tuple[str, Path]] = []
-    try:
-        for name, content in files.items():
-            data = content.encode("utf-8") if isinstance(content, str) else content
-            staged.append((_stage(folder, name, data), folder / name))
-        for temporary, final in staged:
-            os.replace(temporary, final)
-        _sync_folder(folder)
-    except BaseException as exc:
-        for temporary, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-        if isinstance(exc, OSError):
-            raise QbankError(f"cannot write into {folder}: {exc.strerror or exc}") from None
-        raise
-    return [final for _, final in staged]
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the renames durable (a folder is synced through a descriptor of its own)."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _stage(folder: Path, name: str, data: bytes) -> str:
-    """A fully written, flushed temporary file beside its final name; its path."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return temporary

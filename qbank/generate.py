@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,10 @@ from qbank.variant import (
     ValueOutcome,
     Variant,
 )
+
+#: Variants assembled per wait for results: few enough that assembly keeps pace with the workers, many
+#: enough that waiting costs little.
+ASSEMBLY_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -105,51 +109,66 @@ def generate(
     # A new pool starts its workers at once: their torch import overlaps with sampling and rendering.
     owned = pool is None
     active = pool or WorkerPool(jobs)
+    hits_before, runs_before = active.hits, active.runs
+    finished, total = 0, 0  # total is known once every job is submitted
+
+    def tick(count: int) -> None:
+        nonlocal finished
+        finished += count
+        if progress and total:
+            progress(finished, total)
+
     try:
-        plans = _plans(bank, variants, seed, result)
-        started = time.perf_counter()
-        all_jobs = [job for plan in plans for job in _jobs(plan)]
-        hits_before, runs_before = active.hits, active.runs
-        total = len({job.key for job in all_jobs} - set(active.cache))
-        finished = 0
-
-        def tick(count: int) -> None:
-            nonlocal finished
-            finished += count
-            if progress:
-                progress(finished, total)
-
-        results = active.run(all_jobs, tick) if all_jobs else {}
+        # Snippets start running as soon as their variant is rendered, and variants are assembled as soon as
+        # their snippets have run: the stages overlap, so their times add up to more than the whole.
+        with active.session(tick) as session:
+            started = time.perf_counter()
+            plans: list[_Plan] = []
+            for plan in _plans(bank, variants, seed, result):
+                plans.append(plan)
+                for job in _jobs(plan):
+                    session.submit(job)
+            session.close()
+            result.seconds["sample+render"] = time.perf_counter() - started
+            total = session.to_run
+            tick(0)
+            assembling = 0.0
+            for start in range(0, len(plans), ASSEMBLY_CHUNK):
+                chunk = plans[start : start + ASSEMBLY_CHUNK]
+                results = session.results(job.key for plan in chunk for job in _jobs(plan))
+                begin = time.perf_counter()
+                for plan in chunk:
+                    _add_variant(bank, plan, results, seed, result)
+                assembling += time.perf_counter() - begin
+            result.seconds["run"] = session.span()
+            result.seconds["assemble"] = assembling
     finally:
         if owned:
             active.close()
     result.runs = active.runs - runs_before
     result.cache_hits = active.hits - hits_before
-    result.seconds["run"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    for plan in plans:
-        for mistake, job, _ in plan.mistakes:
-            failure = results[job.key].failure
-            if failure:
-                result.mistake_failures.setdefault((plan.question.id, mistake.name), failure)
-        try:
-            variant, collisions = _assemble(bank, plan, results, seed)
-        except _VariantFailed as exc:
-            result.failures.append(Failure(bank.id, plan.question.id, seed, plan.params, str(exc)))
-            continue
-        result.variants.append(variant)
-        result.collisions[variant.variant_id] = collisions
-        if plan.job is not None:
-            result.run_seconds[variant.variant_id] = results[plan.job.key].seconds
-    result.seconds["assemble"] = time.perf_counter() - started
     return result
 
 
-def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> list[_Plan]:
-    """Sample every question's parameters and render its texts and snippets (timed as sample+render)."""
-    started = time.perf_counter()
-    plans: list[_Plan] = []
+def _add_variant(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int, result: Generation) -> None:
+    """Assemble one planned variant into `result`, or record why it failed."""
+    for mistake, job, _ in plan.mistakes:
+        failure = results[job.key].failure
+        if failure:
+            result.mistake_failures.setdefault((plan.question.id, mistake.name), failure)
+    try:
+        variant, collisions = _assemble(bank, plan, results, seed)
+    except _VariantFailed as exc:
+        result.failures.append(Failure(bank.id, plan.question.id, seed, plan.params, str(exc)))
+        return
+    result.variants.append(variant)
+    result.collisions[variant.variant_id] = collisions
+    if plan.job is not None:
+        result.run_seconds[variant.variant_id] = results[plan.job.key].seconds
+
+
+def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator[_Plan]:
+    """Sample every question's parameters and render its texts and snippets, one variant at a time."""
     for question in bank.questions:
         drawn = sample(question, variants, seed, bank.id)
         if len(drawn.params) < variants and question.params:
@@ -159,11 +178,9 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> list[_Pl
             )
         for params in drawn.params:
             try:
-                plans.append(_plan(question, params))
+                yield _plan(question, params)
             except TemplateProblem as exc:
                 result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
-    result.seconds["sample+render"] = time.perf_counter() - started
-    return plans
 
 
 def _jobs(plan: _Plan) -> list[Job]:

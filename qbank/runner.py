@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import queue
 import select
 import signal
 import subprocess
@@ -77,9 +76,12 @@ class _Worker:
         self.buffer = b""
         self.ended = False  # the last _readline met the end of the worker's output
         self.ready = False
+        self.retired = False  # its pool is closed: it must not start again
 
     def spawn(self) -> None:
         """Start the process without waiting: torch's import then overlaps with the caller's work."""
+        if self.retired:
+            raise RuntimeError("the worker pool is closed")
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
         # -P: do not put the current folder on sys.path, so the installed qbank is the one that runs.
         self.process = subprocess.Popen(
@@ -223,6 +225,7 @@ class WorkerPool:
     def close(self) -> None:
         # Workers hold nothing to save: stopping them beats waiting for torch's teardown (half a second each).
         for worker in self._workers:
+            worker.retired = True
             worker.stop()
         self._workdir.cleanup()
 
@@ -234,57 +237,158 @@ class WorkerPool:
         for thread in threads:
             thread.join()
 
+    def session(self, progress: Callable[[int], None] | None = None) -> Session:
+        """Start running jobs that are still being made (see Session); `progress(1)` is called per job run."""
+        return Session(self, progress)
+
     def run(self, jobs: Iterable[Job], progress: Callable[[int], None] | None = None) -> dict[str, RunResult]:
         """Results for every job, by job key. Jobs already in the cache (or repeated) run once."""
-        results: dict[str, RunResult] = {}
-        todo: dict[str, Job] = {}
-        for job in jobs:
-            key = job.key
-            if key in self.cache:
-                results[key] = self.cache[key]
-                self.hits += 1
-            elif key in todo:
-                self.hits += 1
-            else:
-                todo[key] = job
-        if not todo:
-            return results
-        batches: queue.SimpleQueue[list[Job]] = queue.SimpleQueue()
-        ordered = list(todo.values())
-        # Small batches near the end keep both workers busy until the last job.
-        size = max(1, min(BATCH_SIZE, len(ordered) // (self.size * 4) or 1))
-        for start in range(0, len(ordered), size):
-            batches.put(ordered[start : start + size])
-        lock = threading.Lock()
-        errors: list[BaseException] = []
+        with self.session(progress) as session:
+            keys = [session.submit(job) for job in jobs]
+            return session.results(keys)
 
-        def done(job: Job, result: RunResult) -> None:
-            with lock:
-                self.cache[job.key] = result
-                self.runs += 1
-                if progress:
-                    progress(1)
 
-        def serve(worker: _Worker) -> None:
-            try:
-                _serve(worker, batches, done)
-            except BaseException as exc:  # surfaced in the calling thread below
-                errors.append(exc)
+class _Feed:
+    """Jobs waiting for a worker, handed out in batches, while the caller may still be adding to them."""
 
-        threads = [threading.Thread(target=serve, args=(worker,), daemon=True) for worker in self._workers]
-        for thread in threads:
+    def __init__(self, workers: int) -> None:
+        self._jobs: deque[Job] = deque()
+        self._open = True
+        self._workers = workers
+        self._changed = threading.Condition()
+
+    def put(self, job: Job) -> None:
+        with self._changed:
+            self._jobs.append(job)
+            if len(self._jobs) >= BATCH_SIZE:
+                self._changed.notify()
+
+    def close(self, *, drop: bool = False) -> None:
+        """No more jobs will come (and, with `drop`, those not handed out yet are forgotten)."""
+        with self._changed:
+            self._open = False
+            if drop:
+                self._jobs.clear()
+            self._changed.notify_all()
+
+    def take(self, wait: bool) -> list[Job] | None:
+        """A batch; [] if none is ready and `wait` is false; None once the feed is closed and empty."""
+        with self._changed:
+            while wait and self._open and len(self._jobs) < BATCH_SIZE:
+                self._changed.wait()
+            if not self._jobs:
+                return [] if self._open else None
+            if self._open:
+                if len(self._jobs) < BATCH_SIZE:
+                    return []
+                size = BATCH_SIZE
+            else:  # the last jobs go out in smaller batches, so that every worker is busy until the end
+                size = max(1, min(BATCH_SIZE, len(self._jobs) // (self._workers * 4)))
+            return [self._jobs.popleft() for _ in range(min(size, len(self._jobs)))]
+
+
+class Session:
+    """Jobs run while the caller is still making them: it submits each job as soon as it has it, closes the
+    session, and waits only for the results it needs next. Use as a context manager; leaving it early (an
+    error, Ctrl-C) drops the jobs not started yet.
+    """
+
+    def __init__(self, pool: WorkerPool, progress: Callable[[int], None] | None) -> None:
+        self._pool = pool
+        self._progress = progress
+        self._feed = _Feed(pool.size)
+        self._changed = threading.Condition()
+        self._queued: set[str] = set()  # submitted, not run yet
+        self._awaited: set[str] = set()  # what `results` waits for
+        self._errors: list[BaseException] = []
+        #: Distinct jobs submitted that were not in the cache: the ones this session runs.
+        self.to_run = 0
+        self._first_submitted: float | None = None
+        self._last_done: float | None = None
+        self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in pool._workers]
+        for thread in self._threads:
             thread.start()
-        for thread in threads:
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:
+            self._feed.close(drop=True)
+            return  # the threads finish what their workers hold, or end when the pool stops the workers
+        self.close()
+        for thread in self._threads:
             thread.join()
-        if errors:
-            raise errors[0]
-        for key in todo:
-            results[key] = self.cache[key]
-        return results
+        if self._errors:
+            raise self._errors[0]
+
+    def submit(self, job: Job) -> str:
+        """Run `job` unless its result is known or on its way; its key."""
+        key = job.key
+        with self._changed:
+            if key in self._pool.cache or key in self._queued:
+                self._pool.hits += 1
+                return key
+            self._queued.add(key)
+            self.to_run += 1
+            if self._first_submitted is None:
+                self._first_submitted = time.perf_counter()
+        self._feed.put(job)
+        return key
+
+    def close(self) -> None:
+        """No more jobs: the last ones go out without waiting for a full batch."""
+        self._feed.close()
+
+    def results(self, keys: Iterable[str]) -> dict[str, RunResult]:
+        """The results of submitted jobs, by key, once all of them have run.
+
+        The first call closes the session: every job is submitted before any result is asked for.
+        """
+        self.close()
+        wanted = list(keys)
+        with self._changed:
+            cache = self._pool.cache
+            self._awaited = {key for key in wanted if key not in cache}
+            if not self._awaited <= self._queued:
+                raise KeyError("results were asked for jobs that were never submitted")
+            while self._awaited and not self._errors:
+                self._changed.wait()
+            if self._errors:
+                raise self._errors[0]
+            return {key: cache[key] for key in wanted}
+
+    def span(self) -> float:
+        """Seconds from the first job submitted to run until the last result so far (0 if none ran)."""
+        with self._changed:
+            if self._first_submitted is None or self._last_done is None:
+                return 0.0
+            return self._last_done - self._first_submitted
+
+    def _done(self, job: Job, result: RunResult) -> None:
+        with self._changed:
+            self._last_done = time.perf_counter()
+            self._pool.cache[job.key] = result
+            self._pool.runs += 1
+            self._queued.discard(job.key)
+            if job.key in self._awaited:
+                self._awaited.discard(job.key)
+                if not self._awaited:
+                    self._changed.notify_all()
+            if self._progress:
+                self._progress(1)
+
+    def _serve(self, worker: _Worker) -> None:
+        try:
+            _serve(worker, self._feed, self._done)
+        except BaseException as exc:  # raised to the caller by `results` or on leaving the session
+            with self._changed:
+                self._errors.append(exc)
+                self._changed.notify_all()
 
 
-def _serve(worker: _Worker, batches: queue.SimpleQueue[list[Job]], done: Callable[[Job, RunResult], None]) -> None:
-    """Run batches from the queue on one worker, keeping IN_FLIGHT of them queued on it, until none are left."""
+def _serve(worker: _Worker, feed: _Feed, done: Callable[[Job, RunResult], None]) -> None:
+    """Run batches from the feed on one worker, keeping IN_FLIGHT of them queued on it, until it is closed and empty."""
     backlog: list[Job] = []  # jobs to send again after the worker was replaced
     sent: deque[Job] = deque()  # jobs sent, oldest first, without a reply yet
     messages: deque[int] = deque()  # how many of them each message in flight still holds
@@ -294,10 +398,10 @@ def _serve(worker: _Worker, batches: queue.SimpleQueue[list[Job]], done: Callabl
             if backlog:
                 batch, backlog = backlog, []
             else:
-                try:
-                    batch = batches.get_nowait()
-                except queue.Empty:
+                taken = feed.take(wait=not sent)
+                if not taken:
                     break
+                batch = taken
             if not worker.send(batch):  # it died: a read says how, or, with nothing sent, a new one starts
                 backlog = batch
                 if not sent:
@@ -310,7 +414,7 @@ def _serve(worker: _Worker, batches: queue.SimpleQueue[list[Job]], done: Callabl
         if not sent:
             if backlog:  # the worker was gone before it got any of them: start a new one
                 continue
-            return
+            return  # the feed is closed and empty (take waits otherwise)
         job = sent.popleft()
         result = worker.receive(job, started)
         done(job, result)

@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2.runtime import new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _env = ImmutableSandboxedEnvironment(
@@ -50,11 +51,12 @@ def _expression(source: str) -> jinja2.Template:
 
 #: Jinja merges its globals into every render through a ChainMap, which costs more than rendering a short
 #: template; a plain dict merged once per call, passed as a shared context, gives templates the same names.
+#: (Without `globals`, the context skips listing them, which only imports and macros use.)
 _GLOBALS = dict(_env.globals)
 
 
 def _context(template: jinja2.Template, values: Mapping[str, Any]) -> Any:
-    return template.new_context({**_GLOBALS, **values}, shared=True)
+    return new_context(_env, template.name, template.blocks, {**_GLOBALS, **values}, shared=True)
 
 
 def render(source: str, context: Mapping[str, Any]) -> str:

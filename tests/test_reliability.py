@@ -17,9 +17,10 @@ from lxml import etree
 
 import qbank
 from qbank.errors import QbankError
-from qbank.exporting import Exporter, Files, render_all
+from qbank.exporting import Exporter, Files
 from qbank.generate import Generation
 from qbank.variant import BankInfo
+from qbank.writing import render_all, write_files
 
 from .conftest import FIXTURES, QBANK, run_cli
 
@@ -78,7 +79,7 @@ def test_a_failing_format_writes_nothing(gru_50: Generation, tmp_path: Path, mon
     before = digests(tmp_path)
     with pytest.raises(QbankError):
         files = render_all(["json", "moodle", "broken"], BankInfo.of(gru_50.bank), gru_50.variants[:3], 1)
-        exporting.write_files(tmp_path, files)
+        write_files(tmp_path, files)
     assert digests(tmp_path) == before
 
 
