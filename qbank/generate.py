@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qbank import display
+from qbank.collector import fewer_collections
 from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
 from qbank.params import Params, rng_for, sample
@@ -119,9 +120,9 @@ def generate(
             progress(finished, total)
 
     try:
-        # Snippets start running as soon as their variant is rendered, and variants are assembled as soon as
-        # their snippets have run: the stages overlap, so their times add up to more than the whole.
-        with active.session(tick) as session:
+        with fewer_collections(), active.session(tick) as session:
+            # Snippets run as soon as their variant is rendered, and variants are assembled as soon as their
+            # snippets have run: the stages overlap, so their times add up to more than the whole.
             started = time.perf_counter()
             plans: list[_Plan] = []
             for plan in _plans(bank, variants, seed, result):
@@ -131,7 +132,8 @@ def generate(
             session.close()
             result.seconds["sample+render"] = time.perf_counter() - started
             total = session.to_run
-            tick(0)
+            if progress and total:
+                progress(finished, total)
             assembling = 0.0
             for start in range(0, len(plans), ASSEMBLY_CHUNK):
                 chunk = plans[start : start + ASSEMBLY_CHUNK]

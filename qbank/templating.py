@@ -61,6 +61,9 @@ def _context(template: jinja2.Template, values: Mapping[str, Any]) -> Any:
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render one template; errors become TemplateProblem."""
+    if "{" not in source and "\r" not in source:
+        # No tag, expression or comment: Jinja gives the text back without its one final newline.
+        return source[:-1] if source.endswith("\n") else source
     template = _template(source)
     try:
         return template.environment.concat(template.root_render_func(_context(template, context)))  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qbank.collector import fewer_collections
 from qbank.errors import QbankError
 from qbank.exporting import Exporter, Files, exporter
 from qbank.variant import BankInfo, Variant
@@ -108,7 +109,11 @@ def _raise_first(outcomes: Sequence[Outcome]) -> None:
 
 def _in_lanes(chosen: Sequence[Exporter], work: Callable[[Exporter], Any], jobs: int | None) -> list[Outcome]:
     """`work(exporter)` for each exporter, in up to `jobs` lanes; the outcomes in `chosen` order."""
-    lanes = min(jobs or os.cpu_count() or 1, len(chosen))
+    with fewer_collections():
+        return _lanes(chosen, work, min(jobs or os.cpu_count() or 1, len(chosen)))
+
+
+def _lanes(chosen: Sequence[Exporter], work: Callable[[Exporter], Any], lanes: int) -> list[Outcome]:
     if lanes <= 1 or sys.platform != "linux":  # fork is what shares the variants; elsewhere, one lane
         return [_attempt(work, each) for each in chosen]
     context = multiprocessing.get_context("fork")

@@ -272,3 +272,19 @@ def test_highlighting_by_line_shape_equals_lexing_each_line(line: str) -> None:
     line = line.replace("\n", " ")
     assert _python_line(line) == _spans(line, _python)
     assert shown(code_html(line)) == line.rstrip("\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab {}%#\n\r\t-+<>'\"\\é")), max_size=40))
+def test_text_without_jinja_syntax_renders_as_jinja_renders_it(text: str) -> None:
+    from qbank.templating import _template, render
+
+    try:
+        expected = _template(text).render()
+    except Exception:  # not a valid template: render must say so the same way
+        expected = None
+    if expected is None:
+        with pytest.raises(Exception):  # noqa: B017 - the template error class is not the point here
+            render(text, {})
+    else:
+        assert render(text, {}) == expected
