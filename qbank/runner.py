@@ -288,9 +288,9 @@ class _Feed:
 
 
 class Session:
-    """Jobs run while the caller is still making them: it submits each job as soon as it has it, closes the
-    session, and waits only for the results it needs next. Use as a context manager; leaving it early (an
-    error, Ctrl-C) drops the jobs not started yet.
+    """Jobs run while the caller is still making them: it submits each job as soon as it has it, and then
+    waits only for the results it needs next. Use as a context manager; leaving it early (an error, Ctrl-C)
+    drops the jobs not sent to a worker yet.
     """
 
     def __init__(self, pool: WorkerPool, progress: Callable[[int], None] | None) -> None:
@@ -313,13 +313,12 @@ class Session:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if kind is not None:
-            self._feed.close(drop=True)
-            return  # the threads finish what their workers hold, or end when the pool stops the workers
-        self.close()
+        # Leaving early drops the jobs not sent yet; those a worker holds finish (within their limits), so no
+        # thread of this session talks to a worker once it is over.
+        self._feed.close(drop=kind is not None)
         for thread in self._threads:
             thread.join()
-        if self._errors:
+        if kind is None and self._errors:
             raise self._errors[0]
 
     def submit(self, job: Job) -> str:

@@ -76,17 +76,6 @@ def export_files(
         raise
 
 
-def write_files(folder: Path, files: Mapping[str, str | bytes]) -> list[Path]:
-    """Write already rendered files atomically into `folder` (made if missing). Returns the paths written."""
-    _make_folder(folder)
-    temporaries = _stage_all(folder, files, secrets.token_hex(4))
-    try:
-        return _commit(folder, temporaries)
-    except BaseException:
-        _discard(temporaries.values())
-        raise
-
-
 def _merged(outputs: Sequence[Mapping[str, T]]) -> dict[str, T]:
     """One map of file name → content (or temporary file), refusing two formats that write the same name."""
     merged: dict[str, T] = {}

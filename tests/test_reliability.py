@@ -20,7 +20,7 @@ from qbank.errors import QbankError
 from qbank.exporting import Exporter, Files
 from qbank.generate import Generation
 from qbank.variant import BankInfo
-from qbank.writing import render_all, write_files
+from qbank.writing import render_all
 
 from .conftest import FIXTURES, QBANK, run_cli
 
@@ -62,6 +62,14 @@ def test_same_seed_gives_identical_bytes_in_every_format_across_processes_and_jo
     assert len(runs[0]) == 8
 
 
+def register(monkeypatch: pytest.MonkeyPatch, *classes: type[Exporter]) -> None:
+    """Make extra formats known for one test (as an entry point would)."""
+    import qbank.exporting as exporting
+
+    known = dict(exporting.formats())
+    monkeypatch.setattr(exporting, "formats", lambda: {**known, **{cls.name: cls for cls in classes}})
+
+
 def test_a_failing_format_writes_nothing(gru_50: Generation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken(Exporter):
         name = "broken"
@@ -71,16 +79,69 @@ def test_a_failing_format_writes_nothing(gru_50: Generation, tmp_path: Path, mon
         def render(self, bank: BankInfo, variants, seed: int) -> Files:  # type: ignore[no-untyped-def]
             raise QbankError("this format failed")
 
-    import qbank.exporting as exporting
-
-    known = dict(exporting.formats())
-    monkeypatch.setattr(exporting, "formats", lambda: {**known, "broken": Broken})
+    register(monkeypatch, Broken)
     qbank.export(gru_50, ["json"], tmp_path)
     before = digests(tmp_path)
-    with pytest.raises(QbankError):
-        files = render_all(["json", "moodle", "broken"], BankInfo.of(gru_50.bank), gru_50.variants[:3], 1)
-        write_files(tmp_path, files)
-    assert digests(tmp_path) == before
+    for jobs in (1, 2, 3):  # in the calling process, and in forked lanes
+        with pytest.raises(QbankError, match="this format failed"):
+            qbank.export(gru_50, ["json", "moodle", "broken", "anki"], tmp_path, jobs=jobs)
+        assert digests(tmp_path) == before  # no new file, no temporary file left
+    with pytest.raises(QbankError, match="this format failed"):
+        render_all(["json", "broken"], BankInfo.of(gru_50.bank), gru_50.variants[:3], 1)
+
+
+class _Slow(Exporter):
+    """Takes a second in the calling process; in a forked lane, it ends the process (see the tests below)."""
+
+    name = "slow"
+    description = "slow"
+    suffix = ".slow"
+    parent = os.getpid()
+
+    def render(self, bank: BankInfo, variants, seed: int) -> Files:  # type: ignore[no-untyped-def]
+        if os.getpid() != self.parent:
+            os._exit(3)
+        time.sleep(1)
+        return {f"{bank.id}.{self.name}": "done\n"}
+
+
+class _Slow2(_Slow):
+    name = "slow2"
+
+
+def test_a_lane_that_dies_is_a_clear_error(gru_50: Generation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    register(monkeypatch, _Slow, _Slow2)
+    # Two lanes, two formats: while the calling process renders one, the forked lane takes the other and dies.
+    with pytest.raises(QbankError, match=r"the process rendering the slow2? format ended early"):
+        qbank.export(gru_50, ["slow", "slow2", "json"], tmp_path, jobs=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_formats_render_leaves_no_file(
+    gru_50: Generation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Quick(Exporter):
+        name = "quick"
+        description = "quick"
+        suffix = ".quick"
+
+        def render(self, bank: BankInfo, variants, seed: int) -> Files:  # type: ignore[no-untyped-def]
+            return {f"{bank.id}.quick": "x" * 100_000}
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    register(monkeypatch, Quick, _Slow)
+    monkeypatch.setattr(_Slow, "render", lambda self, bank, variants, seed: time.sleep(5) or {})  # in any lane
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            qbank.export(gru_50, ["slow", "quick", "json"], tmp_path, jobs=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert list(tmp_path.iterdir()) == []  # the other lane had staged its files: they are gone
 
 
 def test_a_full_disk_is_a_clear_error_and_spoils_nothing(tmp_path: Path) -> None:
