@@ -24,7 +24,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/pipeline.py --compare-jobs
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -44,4 +44,3 @@ __version__ = "0.1.0"
 def export(result: Generation, names: Sequence[str], out: str | Path, jobs: int | None = None) -> list[Path]:
     """Render `result` in every named format (in up to `jobs` processes), then write all files atomically into `out`."""
     return export_files(list(names), BankInfo.of(result.bank), result.variants, result.seed, Path(out), jobs=jobs)
-
