@@ -12,9 +12,10 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.label = label
-        self.started = time.monotonic()
         self.shown_at = 0.0
         self.drawn = False
+        # The rate is measured from the first progress seen, not from the start: workers import torch first.
+        self.first: tuple[float, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
@@ -23,14 +24,24 @@ class Progress:
         if done < total and now - self.shown_at < 0.1:
             return
         self.shown_at = now
-        elapsed = now - self.started
-        fraction = done / total
-        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
-        filled = int(fraction * 30)
-        bar = "#" * filled + "-" * (30 - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}  ETA {eta:4.0f}s ")
+        if self.first is None and done > 0:
+            self.first = (now, done)
+        eta = self.eta(now, done, total)
+        self.stream.write(f"\r{self.label} [{self.bar(done, total)}] {done}/{total}  ETA {eta} ")
         self.stream.flush()
         self.drawn = True
+
+    @staticmethod
+    def bar(done: int, total: int) -> str:
+        filled = min(30, int(30 * done / total))
+        return "#" * filled + "-" * (30 - filled)
+
+    def eta(self, now: float, done: int, total: int) -> str:
+        """Seconds left at the rate seen since the first work was done, or `--` before there is a rate."""
+        if self.first is None or done <= self.first[1] or now <= self.first[0]:
+            return "  --"
+        since, done_then = self.first
+        return f"{(total - done) * (now - since) / (done - done_then):3.0f}s"
 
     def __enter__(self) -> Progress:
         return self

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+import pytest
 
 from .conftest import FIXTURES, run_cli
 
@@ -92,3 +95,19 @@ def test_stress_reports_per_question_statistics() -> None:
     assert lines[0].split()[:3] == ["question", "made", "failed"]
     row = next(line.split() for line in lines if line.startswith("gru_debug_input "))
     assert row[1] == "200" and row[2] == "0"
+
+
+def test_progress_eta_counts_from_the_first_work_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qbank import progress
+
+    clock = iter([10.0, 13.0, 14.0, 15.0])  # 3 s of start-up before any job is done
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    bar = progress.Progress("running code", stream, enabled=True)
+    bar(0, 100)  # t=10: nothing done yet
+    bar(10, 100)  # t=13: first work done, no rate yet
+    bar(20, 100)  # t=14: 10 jobs per second since then
+    shown = stream.getvalue().split("\r")
+    assert shown[1].endswith("0/100  ETA   -- ")
+    assert shown[2].endswith("10/100  ETA   -- ")
+    assert shown[3].endswith("20/100  ETA   8s ")  # 80 left at 10/s, not counting the start-up
