@@ -152,12 +152,12 @@ def _child_lane(sender: Any, taken: Any, chosen: Sequence[Exporter], work: Calla
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     done = []
     for index, (ok, payload) in _lane(taken, chosen, work):
-        if not ok and not isinstance(payload, QbankError):  # a bug: keep where it happened
+        if not ok:  # the error travels to the parent: say where it happened, and make sure it can travel
             payload.add_note(f"in the process rendering the {chosen[index].name} format")
-        try:
-            pickle.dumps(payload)
-        except Exception:
-            ok, payload = False, RuntimeError(f"{type(payload).__name__}: {payload}")
+            try:
+                pickle.dumps(payload)
+            except Exception:
+                payload = RuntimeError(f"{type(payload).__name__}: {payload}")
         done.append((index, (ok, payload)))
     with sender:
         sender.send(done)
