@@ -58,6 +58,27 @@ def _format_list(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _id_list(text: str) -> list[str]:
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("give one or more question ids, separated by commas")
+    return ids
+
+
+def _bank(args: argparse.Namespace) -> Bank:
+    """The bank named on the command line, narrowed to the questions of --question (in the bank's order)."""
+    bank = load_bank(args.bank)
+    if not args.question:
+        return bank
+    known = [question.id for question in bank.questions]
+    unknown = [qid for qid in args.question if qid not in known]
+    if unknown:
+        raise QbankError(
+            f"bank '{bank.id}' has no question {', '.join(map(repr, unknown))}; its questions: {', '.join(known)}"
+        )
+    return bank.model_copy(update={"questions": [q for q in bank.questions if q.id in args.question]})
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qbank",
@@ -80,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--seed", "-s", type=_seed, default=0, help="the seed (default 0)")
         sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
+        sub.add_argument(
+            "--question", "-q", type=_id_list, default=[], help="only these questions (comma-separated ids)"
+        )
 
     check = commands.add_parser("check", help="run the code of questions with hand-written keys and compare")
     add_run_options(check, 20)
@@ -153,7 +177,7 @@ def _validate(names: list[str]) -> int:
 
 def _run(args: argparse.Namespace, label: str) -> tuple[Bank, Generation]:
     """The bank named on the command line, and its variants (with a progress bar on a terminal)."""
-    bank = load_bank(args.bank)
+    bank = _bank(args)
     with Progress(label) as progress:
         return bank, generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress)
 
@@ -185,7 +209,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    bank = load_bank(args.bank)
+    bank = _bank(args)
     report = check(bank, variants=args.variants, seed=args.seed, jobs=args.jobs)
     for failure in report.failures:
         print(f"variant failed: {failure}")

@@ -55,6 +55,21 @@ def test_generate_writes_every_format(tmp_path: Path) -> None:
     assert names == sorted(f"gru_mastery{suffix}" for suffix in suffixes)
 
 
+def test_question_filter_gives_the_same_variants_as_the_whole_bank(tmp_path: Path) -> None:
+    picked = ["gru_debug_input", "gru_output_shape"]
+    whole = run_cli("generate", "gru_mastery", "-n", 3, "-s", 5, "-o", tmp_path / "whole")
+    some = run_cli("generate", "gru_mastery", "-n", 3, "-s", 5, "-q", ",".join(picked), "-o", tmp_path / "some")
+    assert whole.returncode == 0 and some.returncode == 0, some.stderr
+    everything = json.loads((tmp_path / "whole" / "gru_mastery.json").read_text())["variants"]
+    chosen = json.loads((tmp_path / "some" / "gru_mastery.json").read_text())["variants"]
+    assert [v for v in everything if v["question_id"] in picked] == chosen  # same variants, in bank order
+    assert {v["question_id"] for v in chosen} == set(picked)
+    unknown = run_cli("stress", "gru_mastery", "-q", "gru_debug_input,nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("qbank: error: bank 'gru_mastery' has no question 'nope'; its questions: ")
+    assert "Traceback" not in unknown.stderr
+
+
 def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

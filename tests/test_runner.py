@@ -8,6 +8,8 @@ from qbank.models import RunLimits
 from qbank.runner import Job, WorkerPool
 
 FAST = RunLimits(wall_seconds=3, cpu_seconds=2, memory_mb=512)
+#: For code that burns CPU: wall time to spare, so that the CPU limit is what stops it even on a busy machine.
+CPU_BOUND = RunLimits(wall_seconds=60, cpu_seconds=2, memory_mb=512)
 
 RUNAWAYS = {
     "infinite loop": ("while True:\n    pass", "CPU time"),
@@ -37,7 +39,7 @@ def test_runaway_is_contained_and_the_next_job_runs(name: str, pool: WorkerPool)
     code, reason = RUNAWAYS[name]
     before = Job(f"print('before {name}')", limits=FAST)
     after = Job(f"print('after {name}')", limits=FAST)
-    bad = Job(code + f"\n# {name}", limits=FAST)
+    bad = Job(code + f"\n# {name}", limits=CPU_BOUND if reason == "CPU time" else FAST)
     results = pool.run([before, bad, after])
     assert results[bad.key].failure is not None and reason in results[bad.key].failure
     assert results[before.key].stdout == f"before {name}\n"
