@@ -35,16 +35,32 @@ class _CappedOutput(io.StringIO):
         return super().write(text)
 
 
-def _on_cpu_limit(signum: int, frame: Any) -> None:
-    raise LimitExceeded("used more CPU time than its limit")
-
-
+#: Whether a job's limits are in force: a timer signal that arrives after the job ended is ignored.
+_armed = False
 #: The wall-time limit of the job running now, for the message when it passes it.
 _wall_seconds = 0.0
 
 
+def _on_cpu_limit(signum: int, frame: Any) -> None:
+    if _armed:
+        raise LimitExceeded("used more CPU time than its limit")
+
+
 def _on_wall_limit(signum: int, frame: Any) -> None:
-    raise LimitExceeded(f"ran longer than its wall-time limit of {_wall_seconds:g} s")
+    if _armed:
+        raise LimitExceeded(f"ran longer than its wall-time limit of {_wall_seconds:g} s")
+
+
+def _lift_limits(torch: Any) -> None:
+    """End a job's limits, and undo the global torch settings a snippet may have changed."""
+    global _armed
+    _armed = False
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
 
 
 def to_json(value: Any, torch: Any) -> Any:
@@ -67,7 +83,7 @@ def to_json(value: Any, torch: Any) -> Any:
 
 
 def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any]:
-    global _wall_seconds
+    global _armed, _wall_seconds
     result: dict[str, Any] = {"stdout": "", "error": None, "failure": None}
     namespace: dict[str, Any] = {"__name__": "__main__"}
     output = _CappedOutput()
@@ -87,6 +103,7 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     started = time.perf_counter()
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard == resource.RLIM_INFINITY else min(memory, hard), hard))
+        _armed = True
         signal.setitimer(signal.ITIMER_PROF, float(job["cpu_seconds"]))
         # A sleeping or waiting snippet is stopped here; the parent kills a worker only if this fails.
         _wall_seconds = float(job["wall_seconds"])
@@ -110,11 +127,7 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     except BaseException as exc:  # KeyboardInterrupt and friends raised by the snippet
         result["failure"] = f"the code raised {type(exc).__name__}"
     finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-        torch.set_default_dtype(torch.float32)
-        torch.set_grad_enabled(True)
+        _lift_limits(torch)
     result["seconds"] = time.perf_counter() - started
     result["stdout"] = output.getvalue()
     error = result["error"]
@@ -154,7 +167,11 @@ def main() -> None:
     for line in proto_in:
         request = json.loads(line)
         for job in request["jobs"]:
-            reply = _run_one(job, torch, base_memory)
+            try:
+                reply = _run_one(job, torch, base_memory)
+            except LimitExceeded as exc:  # a timer fired as the job ended, before its limits were lifted
+                _lift_limits(torch)
+                reply = {"stdout": "", "error": None, "failure": str(exc), "seconds": 0.0}
             proto_out.write(json.dumps(reply).encode() + b"\n")
             proto_out.flush()
 

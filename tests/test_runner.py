@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from qbank.models import RunLimits
@@ -75,3 +78,21 @@ def test_two_workers_share_a_batch() -> None:
         results = fresh.run(jobs)
         assert len({results[job.key].stdout for job in jobs}) == 2
         assert fresh.runs == 40
+
+
+def test_a_timer_signal_after_a_job_ended_is_ignored() -> None:
+    # A limit that fires just as a job ends must not escape into the worker's own loop and end it.
+    script = """
+import signal, torch
+from qbank import worker
+signal.signal(signal.SIGPROF, worker._on_cpu_limit)
+signal.signal(signal.SIGALRM, worker._on_wall_limit)
+job = {"code": "print(1)", "expression": None, "cpu_seconds": 5, "wall_seconds": 5, "memory_mb": 512}
+reply = worker._run_one(job, torch, worker._virtual_memory())
+signal.raise_signal(signal.SIGALRM)
+signal.raise_signal(signal.SIGPROF)
+print(reply["stdout"].strip(), reply["failure"])
+"""
+    done = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "None"]
