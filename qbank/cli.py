@@ -194,7 +194,9 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"qbank: variant failed: {failure}", file=sys.stderr)
     if not result.variants:
         raise QbankError(f"no variant of bank '{bank.id}' could be made; nothing was written")
-    written = export_files(args.format, BankInfo.of(bank), result.variants, args.seed, args.out, jobs=args.jobs)
+    with Progress("writing") as status:
+        status.note(f"writing {len(result.variants)} variants as {', '.join(args.format)} …")
+        written = export_files(args.format, BankInfo.of(bank), result.variants, args.seed, args.out, jobs=args.jobs)
     print(
         f"{len(result.variants)} variants of {len(bank.questions)} questions "
         f"({result.runs} snippets run, {result.cache_hits} reused) → " + ", ".join(str(path) for path in written)

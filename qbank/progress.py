@@ -31,6 +31,13 @@ class Progress:
         self.stream.flush()
         self.drawn = True
 
+    def note(self, text: str) -> None:
+        """A line saying what is happening, for a step without a count; cleared on close."""
+        if self.enabled:
+            self.stream.write(f"\r{text[:79]}")
+            self.stream.flush()
+            self.drawn = True
+
     @staticmethod
     def bar(done: int, total: int) -> str:
         filled = min(30, int(30 * done / total))

@@ -126,3 +126,16 @@ def test_progress_eta_counts_from_the_first_work_done(monkeypatch: pytest.Monkey
     assert shown[1].endswith("0/100  ETA   -- ")
     assert shown[2].endswith("10/100  ETA   -- ")
     assert shown[3].endswith("20/100  ETA   8s ")  # 80 left at 10/s, not counting the start-up
+
+
+def test_progress_note_is_shown_then_cleared_only_on_a_terminal() -> None:
+    from qbank import progress
+
+    shown, hidden = io.StringIO(), io.StringIO()
+    with progress.Progress("writing", shown, enabled=True) as status:
+        status.note("writing 3 variants as json …")
+    with progress.Progress("writing", hidden, enabled=False) as status:
+        status.note("writing 3 variants as json …")
+    assert shown.getvalue().startswith("\rwriting 3 variants as json …")
+    assert shown.getvalue().endswith("\r" + " " * 80 + "\r")
+    assert hidden.getvalue() == ""
