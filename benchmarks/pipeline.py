@@ -136,7 +136,7 @@ def bare_rendering(bank: qbank.Bank, per_question: int, seed: int, variants: lis
 def measure(bank: qbank.Bank, total: int, seed: int, workers: int) -> tuple[dict[str, float], list[qbank.Variant]]:
     """qbank's times for `total` variants, from sampling to files on disk; worker start-up is kept apart."""
     per_question = total // len(bank.questions)
-    row: dict[str, float] = {"variants": per_question * len(bank.questions), "jobs": workers}
+    row: dict[str, float] = {"variants": per_question * len(bank.questions)}
     started = time.perf_counter()
     pool = WorkerPool(workers)
     try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qbank.models import RunLimits
+from qbank.worker import over_wall_time
 
 #: Seconds a new worker may take to import torch and say it is ready.
 STARTUP_SECONDS = 180.0
@@ -36,10 +37,6 @@ IN_FLIGHT = 2
 READ_PAUSE = 0.005
 #: Seconds the parent waits past a job's wall-time limit before it stops the worker itself.
 WALL_GRACE = 1.0
-
-
-def _over_wall(job: Job) -> str:
-    return f"ran longer than its wall-time limit of {job.limits.wall_seconds:g} s"
 
 
 @dataclass(frozen=True)
@@ -188,7 +185,7 @@ class _Worker:
         timed_out = not self.ended
         status = self.stop()
         if timed_out:
-            return RunResult(failure=_over_wall(job), seconds=time.monotonic() - started)
+            return RunResult(failure=over_wall_time(job.limits.wall_seconds), seconds=time.monotonic() - started)
         return RunResult(failure=f"the code ended its worker process ({status})", seconds=time.monotonic() - started)
 
 

@@ -46,9 +46,14 @@ def _on_cpu_limit(signum: int, frame: Any) -> None:
         raise LimitExceeded("used more CPU time than its limit")
 
 
+def over_wall_time(seconds: float) -> str:
+    """Why a job failed that ran past its wall-time limit (said by the worker, or by the parent that stopped it)."""
+    return f"ran longer than its wall-time limit of {seconds:g} s"
+
+
 def _on_wall_limit(signum: int, frame: Any) -> None:
     if _armed:
-        raise LimitExceeded(f"ran longer than its wall-time limit of {_wall_seconds:g} s")
+        raise LimitExceeded(over_wall_time(_wall_seconds))
 
 
 def _lift_limits(torch: Any) -> None:
