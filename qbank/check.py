@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from qbank import display
+from qbank import answers, display
 from qbank.generate import Failure, generate
-from qbank.models import Bank, ErrorAnswer, Question, StdoutAnswer, ValueAnswer
+from qbank.models import Bank, ErrorAnswer, Question, Scalar, StdoutAnswer, ValueAnswer
 from qbank.runner import WorkerPool
 from qbank.templating import render
 from qbank.variant import ErrorOutcome, StdoutOutcome, ValueOutcome, Variant
@@ -57,33 +56,38 @@ def check(
 
 
 def compare(question: Question, variant: Variant) -> tuple[str, str, bool] | None:
-    """(claim, actual, whether they agree) for a variant whose question carries a claim; else None."""
+    """(claim, actual, whether they agree by meaning) for a variant whose question carries a claim; else None."""
     answer, outcome = question.answer, variant.outcome
-    if isinstance(answer, ErrorAnswer) and answer.claim is not None and isinstance(outcome, ErrorOutcome):
-        claimed_none = answer.claim.strip().lower() in ("none", "no error")
-        claim = "no error" if claimed_none else f"a {answer.claim}"
-        if outcome.error is None:
-            return claim, "no error (the code runs to the end)", claimed_none
-        actual = display.error_text(outcome.error.model_dump())
-        return claim, actual, not claimed_none and outcome.error.type == answer.claim.strip()
-    if isinstance(answer, StdoutAnswer) and answer.claim is not None and isinstance(outcome, StdoutOutcome):
-        claim = render(answer.claim, variant.params).strip()
-        return repr(claim), repr(outcome.stdout.strip()), claim == outcome.stdout.strip()
-    if isinstance(answer, ValueAnswer) and answer.claim is not None and isinstance(outcome, ValueOutcome):
-        return (
-            repr(answer.claim),
-            repr(outcome.value),
-            _same_value(answer.claim, outcome.value, answer.tolerance),
-        )
+    claim = getattr(answer, "claim", None)
+    if claim is None or outcome is None:
+        return None
+    text = render(claim, variant.params).strip() if isinstance(claim, str) else claim_text(claim)
+    if isinstance(answer, ErrorAnswer) and isinstance(outcome, ErrorOutcome):
+        return _compare_error(text, outcome)
+    if isinstance(answer, StdoutAnswer) and isinstance(outcome, StdoutOutcome):
+        return repr(text), repr(outcome.stdout.strip()), answers.same(text, outcome.stdout)
+    if isinstance(answer, ValueAnswer) and isinstance(outcome, ValueOutcome):
+        actual = answers.of_value(outcome.value)
+        return repr(text), repr(outcome.value), answers.same(text, actual, tolerance=answer.tolerance)
     return None
 
 
-def _same_value(claim: Any, actual: Any, tolerance: float) -> bool:
-    if isinstance(claim, list) and isinstance(actual, list):
-        return len(claim) == len(actual) and all(
-            _same_value(c, a, tolerance) for c, a in zip(claim, actual, strict=True)
-        )
-    numbers = (int, float)
-    if isinstance(claim, numbers) and isinstance(actual, numbers) and not isinstance(claim, bool):
-        return math.isclose(claim, actual, abs_tol=max(tolerance, 1e-9))
-    return bool(claim == actual)
+def claim_text(claim: Scalar | list[Scalar]) -> str:
+    """A claim written as a TOML value, as Python would print it (so 0.269 keeps its three digits)."""
+    return repr(claim) if not isinstance(claim, list) else "[" + ", ".join(map(claim_text, claim)) + "]"
+
+
+def _compare_error(text: str, outcome: ErrorOutcome) -> tuple[str, str, bool]:
+    """An error claim, optionally followed by what is printed ("no error, and prints 3")."""
+    claimed, printed = answers.split_printed(text)
+    error = outcome.error
+    actual = display.error_text(error.model_dump()) if error else "no error (the code runs to the end)"
+    read = answers.parse_error(claimed)
+    said = "no error" if read == answers.ErrorClaim(None) else f"a {claimed}" if read else repr(claimed)
+    truth = answers.error_claim(error.type, error.message) if error else answers.ErrorClaim(None)
+    agrees = read is not None and answers.same(read, truth)
+    if printed is not None:
+        said += f" and prints {printed!r}"
+        actual += f" and prints {outcome.stdout.strip()!r}"
+        agrees = agrees and answers.same(printed, outcome.stdout)
+    return said, actual, agrees

@@ -1,4 +1,4 @@
-"""How outcomes are shown to a learner, compared with each other, and varied into near misses."""
+"""How outcomes are shown to a learner, and varied into near misses (comparing them is `qbank.answers`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-_SIZE = re.compile(r"^torch\.Size\(\[([\d,\s]*)\]\)$")
+from qbank import answers
 
 
 def code_span(text: str) -> str:
@@ -60,64 +60,57 @@ def format_value(value: Any, digits: int = 4) -> str:
 NO_ERROR = "No error: the code runs to the end."
 
 
-def error_text(error: dict[str, str] | None) -> str:
-    """Plain text of an error outcome: `Type: first line of the message`, or that none was raised."""
+def error_text(error: dict[str, str] | None, show: str = "line") -> str:
+    """Plain text of an error outcome, or that none was raised.
+
+    `show`: the exception `type` only; with the first `sentence` of its message; its first `line` (the default);
+    or the `full` message.
+    """
     if error is None:
         return NO_ERROR
-    first = error["message"].strip().splitlines()[0] if error["message"].strip() else ""
-    return f"{error['type']}: {first}" if first else error["type"]
-
-
-def shape_of(text: str) -> list[int] | None:
-    match = _SIZE.match(text.strip())
-    if not match:
-        return None
-    inner = match.group(1).strip()
-    return [int(part) for part in inner.split(",") if part.strip()] if inner else []
+    message = error["message"].strip()
+    if show == "type" or not message:
+        return error["type"]
+    if show == "line":
+        message = message.splitlines()[0]
+    elif show == "sentence":
+        message = re.split(r"(?<=[.!?])\s", message.splitlines()[0], maxsplit=1)[0]
+    return f"{error['type']}: {message}"
 
 
 def size_text(dims: list[int]) -> str:
     return f"torch.Size([{', '.join(map(str, dims))}])"
 
 
-def spellings(plain: str, value: Any = None) -> list[str]:
-    """Ways a learner may rightly type an answer: a shape as torch.Size([2, 3]), (2, 3) or [2, 3]."""
-    dims = shape_of(plain)
-    if dims is None and isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        dims = list(value)
-    found = [plain]
-    if dims is not None:
-        inner = ", ".join(map(str, dims))
-        tuple_text = f"({inner},)" if len(dims) == 1 else f"({inner})"
-        found += [size_text(dims), tuple_text, f"[{inner}]"]
-    return list(dict.fromkeys(found))
-
-
-def _shape_misses(dims: list[int]) -> list[list[int]]:
-    misses: list[list[int]] = []
+def _shape_misses(dims: list[int]) -> list[tuple[list[int], str]]:
+    """Shapes a learner gets by a typical mistake, each with the mistake (never the right shape itself)."""
+    misses: list[tuple[list[int], str]] = []
     for i in range(len(dims) - 1):
         swapped = list(dims)
         swapped[i], swapped[i + 1] = swapped[i + 1], swapped[i]
-        misses.append(swapped)
+        misses.append((swapped, "Two dimensions are in the wrong order: check which one comes first."))
     if dims:
-        misses.append([*dims[:-1], dims[-1] * 2])
+        misses.append(([*dims[:-1], dims[-1] * 2], "The last dimension is counted twice."))
         if dims[-1] % 2 == 0:
-            misses.append([*dims[:-1], dims[-1] // 2])
-        misses.append(dims[1:])
-        misses.append([1, *dims])
-        misses.append([*dims[:-1], dims[-1] + 1])
+            misses.append(([*dims[:-1], dims[-1] // 2], "The last dimension is only half counted."))
+        misses.append((dims[1:], "A dimension is missing."))
+        misses.append(([1, *dims], "There is one dimension too many."))
+        misses.append(([*dims[:-1], dims[-1] + 1], "The last dimension is off by one."))
     return misses
 
 
-def near_misses(plain: str, value: Any = None, *, digits: int = 4) -> list[str]:
-    """Plain-text answers close to the right one, for when mistakes and bank distractors run out."""
-    dims = shape_of(plain)
+def near_misses(plain: str, value: Any = None, *, digits: int = 4) -> list[tuple[str, str]]:
+    """Plain-text answers close to the right one, each with feedback that explains it without giving the key.
+
+    Used when mistakes and bank distractors run out. Numbers get no feedback: any hint would give them away.
+    """
+    dims = answers.dims_of(plain) if plain.startswith("torch.Size(") else None
     if dims is not None:
-        return [size_text(d) for d in _shape_misses(dims)]
+        return [(size_text(d), why) for d, why in _shape_misses(dims)]
     if isinstance(value, bool):
-        return [repr(not value)]
+        return [(repr(not value), "")]
     if isinstance(value, int):
-        return [str(v) for v in (value * 2, value + 1, value - 1, value // 2 if value > 1 else value + 2)]
+        return [(str(v), "") for v in (value * 2, value + 1, value - 1, value // 2 if value > 1 else value + 2)]
     if isinstance(value, float) and math.isfinite(value):
         candidates = [
             value * 2,
@@ -126,7 +119,7 @@ def near_misses(plain: str, value: Any = None, *, digits: int = 4) -> list[str]:
             value + 0.1,
             value - 0.1,
         ]
-        return [format_value(v, digits) for v in candidates]
+        return [(format_value(v, digits), "") for v in candidates]
     if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return [format_value(d) for d in _shape_misses(list(value))]
+        return [(format_value(d), why) for d, why in _shape_misses(list(value))]
     return []

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from qbank import display
+from qbank import answers, display
+from qbank.answers import Answer, spellings
 from qbank.collector import fewer_collections
 from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
@@ -22,6 +23,7 @@ from qbank.runner import Job, RunResult, WorkerPool
 from qbank.templating import TemplateProblem, evaluate, render
 from qbank.variant import (
     Choice,
+    ChoiceSource,
     ErrorInfo,
     ErrorOutcome,
     Outcome,
@@ -217,7 +219,11 @@ def _plan(question: Question, params: Params) -> _Plan:
         hints=[render(hint, params) for hint in question.hints],
         job=job,
         mistakes=mistakes,
-        distractors=[(render(d.text, params), render(d.feedback, params)) for d in question.distractors],
+        distractors=[
+            (render(d.text, params), render(d.feedback, params))
+            for d in question.distractors
+            if not d.when or evaluate(d.when, params)
+        ],
         choices=[
             Choice(text=render(c.text, params), correct=c.correct, feedback=render(c.feedback, params))
             for c in question.choices
@@ -240,7 +246,7 @@ def _shown(question: Question, run: RunResult) -> _Shown:
     if run.failure:
         raise _VariantFailed(run.failure)
     if isinstance(answer, ErrorAnswer):
-        plain = display.error_text(run.error)
+        plain = display.error_text(run.error, answer.show)
         return _Shown(plain, plain if run.error is None else display.as_code(plain))
     if run.error is not None:
         kind = "print" if isinstance(answer, StdoutAnswer) else "give a value"
@@ -258,7 +264,7 @@ def _shown(question: Question, run: RunResult) -> _Shown:
 def _outcome(question: Question, run: RunResult) -> Outcome:
     answer = question.answer
     if isinstance(answer, ErrorAnswer):
-        return ErrorOutcome(error=ErrorInfo(**run.error) if run.error else None)
+        return ErrorOutcome(error=ErrorInfo(**run.error) if run.error else None, stdout=run.stdout)
     if isinstance(answer, StdoutAnswer):
         return StdoutOutcome(stdout=run.stdout)
     assert isinstance(answer, ValueAnswer)
@@ -272,22 +278,24 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     rng = rng_for(seed, bank.id, question.id, vid)
     outcome: Outcome | None = None
     choices: list[Choice] = []
-    answers: list[str] = []
+    accepted: list[str] = []
     tolerance: float | None = None
     collisions = 0
     if plan.job is None:
         answer = question.answer
         assert isinstance(answer, StaticAnswer)
         choices = list(plan.choices)
+        if question.type == "multiple_choice":
+            choices, collisions = _static_choices(question, plan)
         if question.type == "true_false":
             choices = _true_false(bool(answer.value))
             key_plain = str(bool(answer.value))
         elif question.type == "numeric":
             key_plain = display.format_value(float(answer.value or 0.0), 12)
-            answers, tolerance = [key_plain], answer.tolerance
+            accepted, tolerance = [key_plain], answer.tolerance
         elif question.type == "short_answer":
-            answers = list(answer.accept)
-            key_plain = answers[0]
+            accepted = list(answer.accept)
+            key_plain = accepted[0]
         else:
             key_plain = "; ".join(c.text for c in choices if c.correct)
         if question.shuffle and question.type == "multiple_choice":
@@ -307,10 +315,10 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         elif question.type == "numeric":
             if not isinstance(shown.value, int | float) or isinstance(shown.value, bool):
                 raise _VariantFailed(f"a numeric question needs a number, got {shown.plain}")
-            answers = [display.format_value(shown.value, 12)]
+            accepted = [display.format_value(shown.value, 12)]
             tolerance = question.answer.tolerance if isinstance(question.answer, ValueAnswer) else 0.0
         else:
-            answers = display.spellings(shown.plain, shown.value)
+            accepted = spellings(shown.plain)
     context = {**plan.params, "answer": key_plain}
     try:
         explanation = render(question.explanation, context)
@@ -332,7 +340,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         stem=plan.stem,
         code=plan.code,
         choices=choices,
-        answers=answers,
+        answers=accepted,
         tolerance=tolerance,
         hint=plan.hints[0] if plan.hints else None,
         hints=plan.hints,
@@ -350,28 +358,60 @@ def _true_false(value: bool) -> list[Choice]:
     ]
 
 
+class _Options:
+    """The options of one variant, each different in meaning from the others (`qbank.answers`)."""
+
+    def __init__(self, wanted: int, errors: bool) -> None:
+        self.wanted, self.errors = wanted, errors
+        self.chosen: list[tuple[Answer, Choice]] = []
+        #: Candidates from mistakes and the bank dropped as meaning the same as an option already chosen.
+        self.collisions = 0
+
+    def match(self, plain: str) -> Choice | None:
+        meaning = answers.parse(plain.strip(), errors=self.errors)
+        return next((choice for seen, choice in self.chosen if answers.same(seen, meaning)), None)
+
+    def offer(self, plain: str, choice: Choice) -> None:
+        if not plain.strip() or len(self.chosen) >= self.wanted:
+            return
+        if self.match(plain) is not None:
+            self.collisions += choice.source != "near-miss"
+            return
+        self.chosen.append((answers.parse(plain.strip(), errors=self.errors), choice))
+
+    @property
+    def choices(self) -> list[Choice]:
+        return [choice for _, choice in self.chosen]
+
+
+def _static_choices(question: Question, plan: _Plan) -> tuple[list[Choice], int]:
+    """The bank's choices as rendered; two that mean the same are one option, and a right and a wrong one that
+    mean the same fail the variant (its key would contradict itself)."""
+    options = _Options(len(plan.choices), errors=question.category == "Debug")
+    for choice in plan.choices:
+        plain = display.plain_of(choice.text)
+        twin = options.match(plain)
+        if twin is not None and twin.correct != choice.correct:
+            right, wrong = (twin, choice) if twin.correct else (choice, twin)
+            raise _VariantFailed(
+                f"the wrong choice {wrong.text!r} means the same as the right choice {right.text!r} for these "
+                "parameters: add a constraint or change the choices"
+            )
+        options.offer(plain, choice)
+    if len(options.chosen) < 2:
+        raise _VariantFailed("fewer than two different choices are left once choices meaning the same are merged")
+    return options.choices, options.collisions
+
+
 def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult]) -> tuple[list[Choice], int]:
-    """The key and enough distinct distractors: mistakes first, then the bank's, then near misses.
+    """The key and enough distractors different from it and from each other in meaning: mistakes first, then
+    the bank's, then near misses.
 
-    Also returns how many mistake and bank candidates were dropped as equal to the key or to each other.
+    Also returns how many mistake and bank candidates were dropped as meaning an option already chosen.
     """
-    correct = Choice.model_construct(
-        text=key.markdown, correct=True, feedback="Correct: this is what torch does.", source="answer"
-    )
-    chosen = [correct]
-    seen = {key.plain.strip()}
-    wanted = question.num_choices
-    collisions = 0
-
-    def offer(plain: str, markdown: str, feedback: str, source: Any) -> None:
-        nonlocal collisions
-        norm = plain.strip()
-        if norm in seen:
-            collisions += source != "near-miss"
-        elif len(chosen) < wanted and norm:
-            seen.add(norm)
-            chosen.append(Choice.model_construct(text=markdown, correct=False, feedback=feedback, source=source))
-
+    errors = isinstance(question.answer, ErrorAnswer)
+    options = _Options(question.num_choices, errors)
+    options.offer(key.plain, Choice.model_construct(text=key.markdown, correct=True, feedback="", source="answer"))
     for _, job, feedback in plan.mistakes:
         run = results[job.key]
         if run.failure:
@@ -383,23 +423,25 @@ def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, Ru
                 continue
             plain = f"raises {display.error_text(run.error)}"
             shown = _Shown(plain, display.as_code(plain))
-        offer(shown.plain, shown.markdown, feedback, "mistake")
+        options.offer(shown.plain, _wrong(shown.markdown, feedback, "mistake"))
     for text, feedback in plan.distractors:
-        offer(
+        options.offer(
             display.plain_of(text),
-            text,
-            feedback or "This is not what torch does with this code.",
-            "distractor",
+            _wrong(text, feedback or "This is not what torch does with this code.", "distractor"),
         )
     misses = display.near_misses(key.plain, key.value, digits=getattr(question.answer, "digits", 4))
-    if isinstance(question.answer, ErrorAnswer) and key.plain != display.NO_ERROR:
-        misses = [display.NO_ERROR, *misses]
-    for plain in misses:
+    if errors and key.plain != display.NO_ERROR:
+        misses = [(display.NO_ERROR, "The code does not run to the end."), *misses]
+    for plain, feedback in misses:
         markdown = plain if plain == display.NO_ERROR else display.as_code(plain)
-        offer(plain, markdown, f"Running the code gives {key.plain} instead.", "near-miss")
-    if len(chosen) < wanted:
+        options.offer(plain, _wrong(markdown, feedback, "near-miss"))
+    if len(options.chosen) < question.num_choices:
         raise _VariantFailed(
-            f"only {len(chosen)} distinct choices could be made ({wanted} wanted): add mistakes or distractors, "
-            "or lower num_choices"
+            f"only {len(options.chosen)} distinct choices could be made ({question.num_choices} wanted; options "
+            "that mean the same count once): add mistakes or distractors, or lower num_choices"
         )
-    return chosen, collisions
+    return options.choices, options.collisions
+
+
+def _wrong(markdown: str, feedback: str, source: ChoiceSource) -> Choice:
+    return Choice.model_construct(text=markdown, correct=False, feedback=feedback, source=source)

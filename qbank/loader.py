@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from qbank import models
+from qbank import answers, models
 from qbank.errors import BankError
 from qbank.params import sample
 from qbank.templating import TemplateProblem, unknown_names
@@ -122,8 +122,14 @@ def check_templates(bank: models.Bank) -> None:
         for i, distractor in enumerate(question.distractors):
             fields += [(f"distractors[{i}].text", distractor.text, params, False)]
             fields += [(f"distractors[{i}].feedback", distractor.feedback, params, False)]
-        if isinstance(question.answer, models.StdoutAnswer) and question.answer.claim is not None:
-            fields.append(("answer.claim", question.answer.claim, params, False))
+        for i, distractor in enumerate(question.distractors):
+            if distractor.when:
+                fields.append((f"distractors[{i}].when", distractor.when, params, True))
+        claim = getattr(question.answer, "claim", None)
+        if isinstance(claim, str):
+            fields.append(("answer.claim", claim, params, False))
+        if claim is not None:
+            _check_claim(question, claim)
         if isinstance(question.answer, models.ValueAnswer):
             _check_python(question.answer.expression, question.id, "answer.expression")
         for i, mistake in enumerate(question.mistakes):
@@ -162,6 +168,32 @@ def check_templates(bank: models.Bank) -> None:
                     question=question.id,
                     field=field,
                 )
+
+
+def _check_claim(question: models.Question, claim: models.Scalar | list[models.Scalar]) -> None:
+    """A claim that cannot be right whatever torch does is a bank error, not a disagreement found later."""
+    if isinstance(claim, str) and "{" in claim:
+        return  # a template: `qbank check` reads it once rendered
+    answer = question.answer
+
+    def fail(reason: str) -> None:
+        raise BankError(reason, question=question.id, field="answer.claim")
+
+    error = answers.split_printed(str(claim))[0]
+    if isinstance(answer, models.ErrorAnswer) and answers.parse_error(error) is None:
+        fail(
+            f"{error!r} is not an error claim: write an exception type ('RuntimeError'), optionally with the start "
+            "of its message ('RuntimeError: Expected 3'), or 'none'"
+        )
+    if not isinstance(answer, models.ValueAnswer):
+        return
+    if question.type == "true_false" and not isinstance(claim, bool):
+        hint = f"; write {str(claim).lower()} without quotes" if str(claim).lower() in ("true", "false") else ""
+        fail(f"a true_false question's claim must be true or false (got {claim!r}){hint}")
+    if question.type == "numeric" and (
+        isinstance(claim, bool | list) or (isinstance(claim, str) and answers.number_of(claim) is None)
+    ):
+        fail(f"a numeric question's claim must be a number (got {claim!r})")
 
 
 def _check_python(expression: str, question: str, field: str) -> None:

@@ -96,7 +96,10 @@ class StdoutAnswer(_Strict):
     """The key is what the code prints."""
 
     kind: Literal["stdout"]
-    claim: str | None = Field(None, description="A hand-written key, compared with the real output by `check`.")
+    claim: str | None = Field(
+        None,
+        description="A hand-written key (a template), compared by meaning with the real output by `qbank check`.",
+    )
 
 
 class ValueAnswer(_Strict):
@@ -106,7 +109,16 @@ class ValueAnswer(_Strict):
     expression: str
     digits: int = Field(4, ge=0, le=12, description="Significant digits shown for floats.")
     tolerance: float = Field(0.0, ge=0, description="Absolute tolerance for numeric questions.")
-    claim: Scalar | list[Scalar] | None = None
+    claim: Scalar | list[Scalar] | None = Field(
+        None,
+        description=(
+            "A hand-written key compared by meaning with the value by `qbank check`: a TOML value "
+            "(true, 0.269, [2, 3]) or a template string ('{{ batch * 2 }}')."
+        ),
+    )
+
+
+ErrorDisplay = Literal["type", "sentence", "line", "full"]
 
 
 class ErrorAnswer(_Strict):
@@ -114,7 +126,19 @@ class ErrorAnswer(_Strict):
 
     kind: Literal["error"]
     claim: str | None = Field(
-        None, description="A hand-written key: an exception type such as 'RuntimeError', or 'none'."
+        None,
+        description=(
+            "A hand-written key (a template): an exception type such as 'RuntimeError', optionally with the start "
+            "of its message ('RuntimeError: input.size(-1) must be'), or 'none'; either may go on with what is "
+            "printed ('none, prints torch.Size([2, 3])')."
+        ),
+    )
+    show: ErrorDisplay = Field(
+        "line",
+        description=(
+            "How an error reads as an option: its `type` only, its message's first `sentence`, its first `line`, "
+            "or the `full` message."
+        ),
     )
 
 
@@ -155,6 +179,7 @@ class Distractor(_Strict):
 
     text: str
     feedback: str = ""
+    when: str | None = Field(None, description="Only for variants where this expression is true.")
 
 
 class Mistake(_Strict):

@@ -40,7 +40,11 @@ def _css(token_type: Any) -> str:
 
 def _spans(code: str, lexer: Any) -> str:
     html = []
-    for token_type, value in lexer.get_tokens(code):
+    tokens = list(lexer.get_tokens(code))
+    if not code.endswith("\n") and tokens and tokens[-1][1].endswith("\n"):
+        # The lexer adds a final newline; it may end a token such as a backslash escape (`'\`).
+        tokens[-1] = (tokens[-1][0], tokens[-1][1][:-1])
+    for token_type, value in tokens:
         text = escape(value, quote=False)
         css = _css(token_type) if value.strip() else ""
         html.append(f'<span style="{css}">{text}</span>' if css else text)

@@ -45,6 +45,8 @@ class ValueOutcome(_Frozen):
 
 class ErrorOutcome(_Frozen):
     error: ErrorInfo | None
+    #: What the code printed before it raised (or ran to the end).
+    stdout: str = ""
 
 
 Outcome = StdoutOutcome | ValueOutcome | ErrorOutcome

@@ -80,7 +80,7 @@ def test_recorded_outcomes_are_reproduced_by_an_independent_rerun(gru_50: Genera
             assert again["error"] is None and again["stdout"] == outcome.stdout, variant.variant_id
         elif isinstance(outcome, ErrorOutcome):
             recorded = outcome.error.model_dump() if outcome.error else None
-            assert again["error"] == recorded, variant.variant_id
+            assert again["error"] == recorded and again["stdout"] == outcome.stdout, variant.variant_id
         else:
             assert isinstance(outcome, ValueOutcome)
             assert again["value"] == outcome.value, variant.variant_id

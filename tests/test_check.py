@@ -1,0 +1,143 @@
+"""`qbank check` compares hand-written keys with torch by meaning: right keys in any spelling pass, wrong ones fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import qbank
+from qbank.check import check
+from qbank.runner import WorkerPool
+
+MATMUL = """
+import torch
+w = torch.ones(1, 2, requires_grad=True)
+print(w @ torch.full((2, 1), {{ k }}.))
+"""
+CONV = """
+import torch
+print(torch.nn.Conv2d(1, 6, 5)(torch.randn(1, 1, {{ size }}, {{ size }})).shape)
+"""
+MATRIX = """
+import torch
+print(torch.arange({{ k }}, {{ k }} + 6.).reshape(3, 2))
+"""
+SIGMOID = """
+import torch
+p = torch.sigmoid(torch.tensor(-1.0)).item()
+"""
+LINEAR = """
+import torch
+out = torch.nn.Linear({{ k }}, 512)(torch.randn(50, {{ k }}))
+"""
+MISMATCH = """
+import torch
+torch.randn(2, {{ k }}) @ torch.randn(2, {{ k }})
+"""
+SWAPPED = """
+import torch
+gru = torch.nn.GRU(input_size=20, hidden_size=20, batch_first=True)
+out, h = gru(torch.randn(5, {{ k }}, 20))
+print(out.shape)
+"""
+
+
+def stdout(claim: str) -> dict[str, Any]:
+    return {"kind": "stdout", "claim": claim}
+
+
+def error(claim: str) -> dict[str, Any]:
+    return {"kind": "error", "claim": claim}
+
+
+def value(expression: str, claim: Any) -> dict[str, Any]:
+    return {"kind": "value", "expression": expression, "claim": claim}
+
+
+# (code, answer fields, question type, whether the claim is right)
+SHORT = "short_answer"
+CASES: dict[str, tuple[str, dict[str, Any], str, bool]] = {
+    "grad_fn_left_out": (MATMUL, stdout("tensor([[{{ 2 * k }}.]])"), SHORT, True),
+    "as_python_list": (MATMUL, stdout("[[{{ 2 * k }}.0]]"), SHORT, True),
+    "wrong_product": (MATMUL, stdout("tensor([[{{ 2 * k + 1 }}.]])"), SHORT, False),
+    "tuple_shape": (CONV, stdout("({{ 1 }}, 6, {{ size - 4 }}, {{ size - 4 }})"), SHORT, True),
+    "compact_shape": (CONV, stdout("[1,6,{{ size - 4 }},{{ size - 4 }}]"), SHORT, True),
+    "x_shape": (CONV, stdout("1x6x{{ size - 4 }}x{{ size - 4 }}"), SHORT, True),
+    "shape_off_by_one": (CONV, stdout("(1, 6, {{ size - 5 }}, {{ size - 5 }})"), SHORT, False),
+    "compact_wrong_shape": (CONV, stdout("(1,6,{{ size - 5 }},{{ size - 5 }})"), SHORT, False),
+    "tensor_on_one_line": (
+        MATRIX,
+        stdout("tensor([[{{ k }}., {{ k + 1 }}.], [{{ k + 2 }}., {{ k + 3 }}.], [{{ k + 4 }}., {{ k + 5 }}.]])"),
+        SHORT,
+        True,
+    ),
+    "tensor_one_value_wrong": (
+        MATRIX,
+        stdout("tensor([[{{ k }}., {{ k + 1 }}.], [{{ k + 2 }}., {{ k + 3 }}.], [{{ k + 4 }}., {{ k + 6 }}.]])"),
+        SHORT,
+        False,
+    ),
+    "three_digits": (SIGMOID, value("p", 0.269), "numeric", True),
+    "approximately": (SIGMOID, value("p", "approximately 0.27"), "numeric", True),
+    "rounded_wrong": (SIGMOID, value("p", 0.26), "numeric", False),
+    "value_shape_tuple": (LINEAR, value("list(out.shape)", "(50, 512)"), SHORT, True),
+    "value_shape_list": (LINEAR, value("list(out.shape)", [50, 512]), SHORT, True),
+    "value_shape_swapped": (LINEAR, value("list(out.shape)", [512, 50]), SHORT, False),
+    "value_template": (LINEAR, value("out.numel()", "{{ 50 * 512 }}"), "numeric", True),
+    "value_bool": (LINEAR, value("out.shape[0] == 50", True), "true_false", True),
+    "value_bool_wrong": (LINEAR, value("out.shape[0] == 50", False), "true_false", False),
+    "error_type": (MISMATCH, error("RuntimeError"), SHORT, True),
+    "error_sentence": (MISMATCH, error("raises a RuntimeError"), SHORT, True),
+    "error_message_start": (
+        MISMATCH,
+        error("RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x{{ k }} and 2x{{ k }})"),
+        SHORT,
+        True,
+    ),
+    "error_wrong_numbers": (
+        MISMATCH,
+        error("RuntimeError: mat1 and mat2 shapes cannot be multiplied ({{ k }}x2 and 2x{{ k }})"),
+        SHORT,
+        False,
+    ),
+    "error_wrong_type": (MISMATCH, error("ValueError"), SHORT, False),
+    "error_claimed_none": (MISMATCH, error("no error"), SHORT, False),
+    "published_wrong_key": (SWAPPED, error("RuntimeError"), SHORT, False),
+    "none_and_prints": (SWAPPED, error("none, prints torch.Size([5, {{ k }}, 20])"), SHORT, True),
+    "none_and_prints_tuple": (SWAPPED, error("No error; prints (5, {{ k }}, 20)"), SHORT, True),
+    "none_but_prints_other": (SWAPPED, error("none, prints ({{ k }}, 5, 20)"), SHORT, False),
+}
+
+
+def _bank() -> qbank.Bank:
+    questions = []
+    for qid, (code, answer, qtype, _) in CASES.items():
+        param = "size" if "{{ size }}" in code else "k"
+        questions.append(
+            {
+                "id": qid,
+                "title": qid,
+                "category": "Predict Output",
+                "type": qtype,
+                "difficulty": "beginner",
+                "time_limit": 60,
+                "stem": "What happens?",
+                "code": code,
+                "explanation": "It is {{ answer }}.",
+                "answer": answer,
+                "params": {param: {"type": "int", "min": 30 if param == "size" else 3, "max": 40}},
+                "constraints": ["k != 20"] if param == "k" else [],
+            }
+        )
+    return qbank.load_bank({"id": "claims", "title": "Claims", "questions": questions})
+
+
+def test_check_agrees_with_torch_by_meaning(pool: WorkerPool) -> None:
+    report = check(_bank(), variants=3, seed=5, pool=pool)
+    assert not report.failures, report.failures
+    assert report.checked == 3 * len(CASES)
+    flagged = {d.question_id for d in report.disagreements}
+    assert flagged == {qid for qid, case in CASES.items() if not case[3]}
+    # Every variant of a wrong claim is flagged, and the message shows both sides.
+    assert len(report.disagreements) == 3 * len(flagged)
+    message = next(str(d) for d in report.disagreements if d.question_id == "published_wrong_key")
+    assert "claims a RuntimeError, but torch gives no error" in message
