@@ -56,7 +56,8 @@ def _answers(variant: Variant) -> list[str]:
         return ["TRUE" if truth else "FALSE"]
     if variant.type == "numeric":
         return [f"#{variant.answers[0]}:{variant.tolerance or 0:g}"]
-    return [f"={escape(answer)}" for answer in variant.answers]
+    # In a Moodle short answer `*` is a wildcard (`=a*b` would accept "a anything b"); `\*` is a literal star.
+    return ["=" + escape(answer).replace("*", "\\*") for answer in variant.answers]
 
 
 class GiftExporter(Exporter):

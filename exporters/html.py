@@ -10,12 +10,15 @@ Each problem shows one of its variants, chosen when the page loads (`#seed=N` in
 from __future__ import annotations
 
 import json
+from importlib import resources
 from collections.abc import Sequence
 from typing import Any
 
+from markupsafe import Markup
+
 from qbank.exporting import Exporter, Files, clock, templates
 from qbank.render import code_html, inline_html, markdown_html
-from qbank.variant import BankInfo, Variant
+from qbank.variant import BankInfo, ErrorOutcome, Variant
 
 
 def _problem(variant: Variant) -> dict[str, Any]:
@@ -33,6 +36,8 @@ def _problem(variant: Variant) -> dict[str, Any]:
         "code": code_html(variant.code) if variant.code else "",
         "choices": [{"html": inline_html(c.text), "correct": c.correct} for c in variant.choices],
         "answers": variant.answers,
+        # Typed answers are compared by meaning in the page, as `qbank check` compares them (answers.js).
+        "errors": isinstance(variant.outcome, ErrorOutcome),
         "tolerance": variant.tolerance or 0.0,
         "hints": [markdown_html(hint) for hint in variant.hints],
         "explanation": markdown_html(variant.explanation),
@@ -48,6 +53,8 @@ def script_json(data: Any) -> str:
 
 
 _env = templates(autoescape=True)
+#: The answer model in JavaScript, inlined as it is (read as a file, not parsed as a template).
+ANSWERS_JS = resources.files("qbank.exporters.templates").joinpath("answers.js").read_text(encoding="utf-8")
 
 
 class HtmlExporter(Exporter):
@@ -60,5 +67,7 @@ class HtmlExporter(Exporter):
         for variant in variants:
             problems.setdefault(variant.question_id, []).append(_problem(variant))
         data = {"title": bank.title, "badge": bank.badge, "seed": seed, "problems": list(problems.values())}
-        page = _env.get_template("challenge.html.j2").render(bank=bank, count=len(problems), data=script_json(data))
+        page = _env.get_template("challenge.html.j2").render(
+            bank=bank, count=len(problems), data=script_json(data), answers_js=Markup(ANSWERS_JS)
+        )
         return {f"{bank.id}{self.suffix}": page}

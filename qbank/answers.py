@@ -76,8 +76,8 @@ Answer = Seq | ErrorClaim
 
 _TOKEN = re.compile(
     r"""
-    (?P<num>(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w])
-        |(?<![\w.])[-+]?(?:nan|inf)(?![\w]))
+    (?P<num>(?<![A-Za-z0-9_.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9_])
+        |(?<![A-Za-z0-9_.])[-+]?(?:nan|inf)(?![A-Za-z0-9_]))
    |(?P<open>[\[(])
    |(?P<close>[\])])
    |(?P<comma>,)
@@ -192,7 +192,7 @@ _NO_ERROR = re.compile(
 )
 _RAISES = re.compile(r"^(?:it\s+)?(?:raises|throws|gives|a|an)\s+(?:an?\s+)?", re.IGNORECASE)
 _ERROR_TYPE = re.compile(
-    r"(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Interrupt|StopIteration))(?:\s*:\s*(?P<message>.*))?",
+    r"(?P<type>[A-Za-z_][A-Za-z0-9_.]*(?:Error|Exception|Warning|Exit|Interrupt|StopIteration))(?:\s*:\s*(?P<message>.*))?",
     re.S,
 )
 

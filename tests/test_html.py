@@ -153,3 +153,73 @@ def test_bank_markup_is_shown_as_text(browser: Any, hostile: Generation, tmp_pat
     assert dialogs == []
     assert tab.locator("script").count() == 2  # the page's own data and code, nothing from the bank
     tab.close()
+
+
+def _corpus() -> list[str]:
+    import torch
+
+    torch.manual_seed(0)
+    texts = [
+        "torch.Size([2, 3])",
+        "(2, 3)",
+        "[2,3]",
+        "2x3",
+        "2 × 3",
+        "(3, 2)",
+        "(5,)",
+        "5",
+        "tensor(5.)",
+        "tensor([[8.]], grad_fn=<MmBackward0>)",
+        "[[8.0]]",
+        "tensor([[9.]])",
+        "0.269",
+        "0.26894",
+        "approximately 0.27",
+        "0.26",
+        "1e-05",
+        "1.0000e-05",
+        "nan",
+        "tensor([inf, -inf])",
+        "[inf, -inf]",
+        "True",
+        "true",
+        "False",
+        "None",
+        "none",
+        "no error",
+        "No error: the code runs to the end.",
+        "RuntimeError",
+        "raises a RuntimeError",
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 2x3)",
+        "RuntimeError: mat1 and mat2 shapes cannot be mult…",
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (3x2 and 2x3)",
+        "ValueError: Expected input batch_size (4) to match target batch_size (3).",
+        "ValueError",
+        "[[-1.0, -1.0, -1.0], ...]",
+        "the hidden  state",
+        "the hidden state",
+        "hidden_size=20",
+        "hidden_size = 20",
+        "",
+    ]
+    texts += [repr(torch.randn(2, 3)), repr(torch.randn(3, requires_grad=True) * 1), repr(torch.tensor([1.5e-7, 3.0]))]
+    texts.append(repr(torch.full((2, 3), -1.0)))
+    return texts
+
+
+def test_the_page_compares_typed_answers_as_check_does(browser: Any, gru_50: Generation, tmp_path: Path) -> None:
+    from qbank.answers import same
+
+    qbank.export(gru_50, ["html"], tmp_path)
+    tab = browser.new_page()
+    tab.goto((tmp_path / "gru_mastery.html").as_uri())
+    texts = _corpus()
+    pairs = [(a, b, errors) for a in texts for b in texts for errors in (False, True)]
+    in_page = tab.evaluate(
+        "pairs => pairs.map(([a, b, errors]) => qbAnswers.same(a, b, {errors: errors}))", [list(p) for p in pairs]
+    )
+    in_python = [same(a, b, errors=errors) for a, b, errors in pairs]
+    differ = [pair for pair, page, py in zip(pairs, in_page, in_python, strict=True) if page != py]
+    assert differ == []
+    assert sum(in_python) > len(texts) * 2  # the corpus holds many equal pairs, not only each text with itself
+    tab.close()

@@ -150,7 +150,11 @@ def test_every_type_is_exported_with_its_key(hostile: Generation, tmp_path: Path
     for question in root.iter("question"):
         if question.get("type") == "shortanswer":
             answers = [a.findtext("text") for a in question.findall("answer")]
+            if "pow(x, 2)" in answers:
+                assert "x\\*x" in answers  # a literal star, not Moodle's wildcard
+                continue
             assert any(a.startswith("torch.Size([") for a in answers) and any(a.startswith("(") for a in answers)
+            assert any(a.startswith("(") and ", " not in a for a in answers)  # the compact spelling too
         if question.get("type") == "numerical":
             assert float(question.findtext("answer/tolerance")) == 0.01
             value = float(question.findtext("answer/text"))

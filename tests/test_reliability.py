@@ -213,4 +213,4 @@ def test_a_fixture_that_allows_few_variants_exports_what_exists(tmp_path: Path) 
     done = run_cli("generate", FIXTURES / "hostile.toml", "-n", 50, "-f", "json", "-o", tmp_path)
     assert done.returncode == 0
     variants = json.loads((tmp_path / "hostile.json").read_text())["variants"]
-    assert len(variants) == 4 + 1 + 3 + 5 + 1  # printed n∈2..5, static, short a∈2..4, numeric a∈1..5, static
+    assert len(variants) == 4 + 1 + 3 + 5 + 1 + 1  # printed n∈2..5, static, short a∈2..4, numeric a∈1..5, 2 static

@@ -1,0 +1,227 @@
+"""Options: no two mean the same, no feedback gives the key away, typed answers accept what `check` accepts."""
+
+from __future__ import annotations
+
+import html
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+import qbank
+from qbank import answers, display
+from qbank.generate import Generation
+from qbank.runner import WorkerPool
+from qbank.variant import Variant
+
+BUILT_IN = ["gru_mastery", "recurrent_layers", "conv_pooling", "attention", "losses"]
+
+
+@pytest.fixture(scope="module")
+def built_in(pool: WorkerPool) -> list[Generation]:
+    return [qbank.generate(qbank.load_bank(name), 12, 4, pool=pool) for name in BUILT_IN]
+
+
+def _errors(variant: Variant) -> bool:
+    return variant.outcome is not None and "error" in variant.outcome.model_fields_set
+
+
+def text_of(fragment: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def test_no_two_options_of_a_variant_mean_the_same(built_in: list[Generation]) -> None:
+    checked = 0
+    for result in built_in:
+        assert not result.failures, result.failures[:3]
+        for variant in result.variants:
+            if variant.type != "multiple_choice":
+                continue
+            plains = [display.plain_of(choice.text) for choice in variant.choices]
+            for i, first in enumerate(plains):
+                for second in plains[i + 1 :]:
+                    assert not answers.same(first, second, errors=_errors(variant)), (variant.question_id, plains)
+            checked += 1
+    assert checked > 200
+
+
+def _key_leaks(key: str, feedback: str) -> bool:
+    """Whether a feedback states the key: its text, or its meaning spelled another way."""
+    if not feedback.strip():
+        return False
+    if key in feedback:
+        return True
+    return any(answers.same(key, part) for part in re.findall(r"`([^`]+)`", feedback))
+
+
+def test_no_option_feedback_states_the_key(built_in: list[Generation]) -> None:
+    for result in built_in:
+        for variant in result.variants:
+            keys = [display.plain_of(choice.text) for choice in variant.correct_choices] or variant.answers[:1]
+            for choice in variant.choices:
+                if choice.correct:
+                    continue
+                for key in keys:
+                    if len(key) > 3:  # "True", "4": short keys appear in ordinary words and numbers
+                        assert not _key_leaks(key, choice.feedback), (variant.question_id, key, choice.feedback)
+
+
+def test_no_option_feedback_states_the_key_in_moodle_qti_and_gift(built_in: list[Generation], tmp_path: Path) -> None:
+    checked = 0
+    for result in built_in:
+        folder = tmp_path / result.bank.id
+        qbank.export(result, ["moodle", "qti", "gift"], folder)
+        parser = etree.XMLParser(strip_cdata=False)
+        moodle = etree.fromstring((folder / f"{result.bank.id}.moodle.xml").read_bytes(), parser)
+        for question in moodle.iter("question"):
+            if question.get("type") != "multichoice":
+                continue
+            options = [
+                (a.get("fraction"), text_of(a.findtext("text") or ""), text_of(a.findtext("feedback/text") or ""))
+                for a in question.iter("answer")
+            ]
+            keys = [text for fraction, text, _ in options if fraction == "100" and len(text) > 3]
+            for fraction, _, feedback in options:
+                for key in keys:
+                    assert fraction == "100" or key not in feedback, (key, feedback)
+        with zipfile.ZipFile(folder / f"{result.bank.id}.qti.zip") as archive:
+            name = next(n for n in archive.namelist() if n.count("/") == 1 and not n.endswith("meta.xml"))
+            qti = etree.fromstring(archive.read(name))
+        for item in qti.iterfind(".//{*}item"):
+            labels = {
+                label.get("ident"): text_of(label.findtext(".//{*}mattext") or "")
+                for label in item.iterfind(".//{*}response_label")
+            }
+            scored = [
+                v.text
+                for condition in item.iterfind(".//{*}respcondition")
+                if (condition.findtext("{*}setvar") or "").strip() == "100"
+                for v in condition.iterfind("{*}conditionvar//{*}varequal")
+            ]
+            keys = [labels[i] for i in scored if i in labels and len(labels[i]) > 3]
+            for feedback in item.iterfind("{*}itemfeedback"):
+                ident = feedback.get("ident", "").removesuffix("_fb")
+                if ident in labels and ident not in scored:
+                    checked += 1
+                    for key in keys:
+                        assert key not in text_of(feedback.findtext(".//{*}mattext") or ""), key
+        gift = (folder / f"{result.bank.id}.gift.txt").read_text()
+        assert "Running the code gives" not in gift
+    assert checked > 100  # wrong options with feedback were found in the QTI files
+
+
+def _choice_bank(choices: list[dict[str, object]], **extra: object) -> qbank.Bank:
+    question = {
+        "id": "q",
+        "title": "Q",
+        "category": "Conceptual",
+        "type": "multiple_choice",
+        "difficulty": "beginner",
+        "time_limit": 60,
+        "stem": "Pick one.",
+        "explanation": "Because.",
+        "params": {"a": {"type": "int", "min": 1, "max": 2}},
+        "choices": choices,
+        **extra,
+    }
+    return qbank.load_bank({"id": "static", "title": "Static", "questions": [question]})
+
+
+def test_a_wrong_static_choice_that_means_the_right_one_fails_its_variant(pool: WorkerPool) -> None:
+    bank = _choice_bank(
+        [{"text": "{{ a }}", "correct": True}, {"text": "`1`"}, {"text": "3"}, {"text": "4"}],
+    )
+    result = qbank.generate(bank, 2, 0, pool=pool)
+    assert [v.params["a"] for v in result.variants] == [2]
+    (failure,) = result.failures
+    assert failure.params == {"a": 1}
+    assert "means the same as the right choice" in failure.reason
+
+
+def test_wrong_static_choices_that_mean_the_same_are_one_option(pool: WorkerPool) -> None:
+    bank = _choice_bank(
+        [{"text": "(2, 3)", "correct": True}, {"text": "[{{ a }}, 4]"}, {"text": "torch.Size([1, 4])"}, {"text": "5"}],
+    )
+    result = qbank.generate(bank, 2, 0, pool=pool)
+    assert not result.failures
+    counts = {v.params["a"]: len(v.choices) for v in result.variants}
+    assert counts == {1: 3, 2: 4}
+
+
+ERROR_BANK = {
+    "id": "errs",
+    "title": "Errors",
+    "questions": [
+        {
+            "id": "mm",
+            "title": "Multiply",
+            "category": "Debug",
+            "type": "multiple_choice",
+            "difficulty": "beginner",
+            "time_limit": 60,
+            "stem": "What happens?",
+            "code": "import torch\ntorch.randn(2, {{ k }}) @ torch.randn(2, {{ k }})\n",
+            "explanation": "It raises {{ answer }}.",
+            "params": {"k": {"type": "int", "min": 3, "max": 4}},
+            "answer": {"kind": "error"},
+            "distractors": [
+                # The start of the real message, and the bare type: both mean the key.
+                {"text": "`RuntimeError: mat1 and mat2 shapes cannot be multiplied`"},
+                {"text": "RuntimeError"},
+                {"text": "`ValueError: shapes do not match`"},
+                {"text": "`TypeError: unsupported operand`", "when": "k == 4"},
+                {"text": "`IndexError: out of range`"},
+            ],
+        },
+        {
+            "id": "values",
+            "title": "Values",
+            "category": "Predict Output",
+            "type": "multiple_choice",
+            "difficulty": "beginner",
+            "time_limit": 60,
+            "stem": "What is printed?",
+            "code": "import torch\nprint(torch.full((2, 3), -1.0) * {{ k }})\n",
+            "explanation": "It prints {{ answer }}.",
+            "params": {"k": {"type": "int", "min": 1, "max": 1}},
+            "answer": {"kind": "stdout"},
+            "distractors": [
+                {"text": "`[[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]`"},
+                {"text": "`tensor([[-1., -1., -1.], ...])`"},
+                {"text": "`tensor([[1., 1., 1.], [1., 1., 1.]])`"},
+                {"text": "`tensor([-1., -1., -1.])`"},
+                {"text": "`tensor([[-2., -2., -2.], [-2., -2., -2.]])`"},
+            ],
+        },
+    ],
+}
+
+
+def test_bank_distractors_that_mean_the_key_are_dropped_and_counted(pool: WorkerPool) -> None:
+    result = qbank.generate(qbank.load_bank(ERROR_BANK), 2, 0, pool=pool)
+    assert not result.failures, result.failures
+    for variant in result.variants:
+        texts = [display.plain_of(c.text) for c in variant.choices]
+        assert len(texts) == 4
+        assert "RuntimeError" not in texts and not any(t.endswith("cannot be multiplied") for t in texts)
+        assert not any("-1.0, -1.0" in t or "..." in t for t in texts), texts
+        assert result.collisions[variant.variant_id] == 2
+        if variant.question_id == "mm":
+            # `when` keeps a distractor to the variants it fits.
+            assert any("TypeError" in t for t in texts) == (variant.params["k"] == 4)
+
+
+def test_typed_shape_answers_accept_compact_and_spaced_spellings(built_in: list[Generation]) -> None:
+    typed = [v for result in built_in for v in result.variants if v.type == "short_answer" and v.outcome is not None]
+    shapes = [v for v in typed if answers.dims_of(v.answers[0]) is not None and "(" in v.answers[0]]
+    assert shapes
+    for variant in shapes:
+        dims = answers.dims_of(variant.answers[0])
+        assert dims is not None
+        compact = "(" + ",".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
+        assert compact in variant.answers
+        assert str(tuple(dims)) in variant.answers
+        for spelling in variant.answers:
+            assert answers.same(spelling, variant.answers[0])
