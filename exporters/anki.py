@@ -25,7 +25,7 @@ from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
 #: Raise when FIELDS or the card templates change in a way Anki cannot update in place.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 #: The note type's fields, in order (documented in README).
 FIELDS = [
     "Question",
@@ -38,6 +38,8 @@ FIELDS = [
     "Title",
     "Meta",
     "Source",
+    # A short answer's first accepted spelling: the card asks for it with a type-in box ({{type:Typed}}).
+    "Typed",
 ]
 
 
@@ -125,6 +127,7 @@ def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki
         escape(variant.title),
         escape(meta),
         escape(f"{bank.title} · {variant.question_id} · {variant.variant_id}"),
+        escape(variant.answers[0]) if variant.type == "short_answer" else "",
     ]
     tags = [
         tag(variant.category),

@@ -10,8 +10,8 @@ Each problem shows one of its variants, chosen when the page loads (`#seed=N` in
 from __future__ import annotations
 
 import json
-from importlib import resources
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 from markupsafe import Markup

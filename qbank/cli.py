@@ -19,7 +19,7 @@ from qbank.generate import Generation, generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank
 from qbank.progress import Progress
-from qbank.stress import UNIFORM_P, summarize, table
+from qbank.stress import UNIFORM_P, summarize, table, warnings
 from qbank.variant import BankInfo
 from qbank.writing import export_files
 
@@ -240,6 +240,8 @@ def _stress(args: argparse.Namespace) -> int:
     skewed = [row.question_id for row in rows if not row.uniform]
     for question_id in skewed:
         print(f"correct choice not uniform (p < {UNIFORM_P}): {question_id}")
+    for warning in warnings(bank, rows):
+        print(f"warning: {warning}")
     print(
         f"{len(result.variants)} variants made, {len(result.failures)} failed "
         f"({result.runs} snippets run, {result.cache_hits} reused)"

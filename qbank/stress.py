@@ -8,12 +8,15 @@ distractor collisions, and run times.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
+from qbank import display
 from qbank.generate import Generation
 from qbank.models import Bank
+from qbank.variant import Variant
 
 #: Below this p-value the correct-choice positions are reported as not uniform.
 UNIFORM_P = 0.001
@@ -31,6 +34,9 @@ class QuestionStats:
     collisions: int = 0
     run_seconds: list[float] = field(default_factory=list)
     position_p: float | None = None
+    #: Variants where the key's numbers all come from the stem or code but a wrong option's do not.
+    odd_numbers: int = 0
+    odd_example: str = ""
 
     @property
     def uniform(self) -> bool:
@@ -82,6 +88,48 @@ def _upper_regularized_gamma(a: float, x: float) -> float:
     return math.exp(log_prefix) * h
 
 
+#: A number standing alone (not part of a name such as `conv2d` or `0D`).
+_NUMBER = re.compile(r"(?<![A-Za-z_.\d])\d+(?:\.\d+)?(?![A-Za-z_\d])")
+
+
+def _numbers(text: str) -> set[float]:
+    return {float(match) for match in _NUMBER.findall(text)}
+
+
+def _odd_option(variant: Variant) -> str | None:
+    """A wrong option whose numbers appear nowhere in the stem, code or key, while the key's all do.
+
+    A learner who notices that the key only repeats numbers from the code can rule such an option out.
+    """
+    given = _numbers(variant.stem + "\n" + (variant.code or ""))
+    key = set().union(*(_numbers(display.plain_of(c.text)) for c in variant.correct_choices))
+    if not key <= given:
+        return None
+    for choice in variant.choices:
+        plain = display.plain_of(choice.text)
+        if not choice.correct and _numbers(plain) - given - key:
+            return plain
+    return None
+
+
+def warnings(bank: Bank, rows: list[QuestionStats]) -> list[str]:
+    """What makes a question weaker than it looks, though every variant is right."""
+    found = []
+    for question, row in zip(bank.questions, rows, strict=True):
+        if question.params and row.distinct_params > 1 and row.distinct_answers == 1 and row.made > 1:
+            found.append(
+                f"question '{row.question_id}': the key is the same in all {row.made} variants: a learner who saw "
+                "one knows them all (vary a parameter that changes the answer)"
+            )
+        if row.odd_numbers:
+            found.append(
+                f"question '{row.question_id}': in {row.odd_numbers} of {row.made} variants a wrong option has numbers "
+                f"found nowhere in the stem, code or key (e.g. {row.odd_example!r}), while the key's come from the "
+                "code: learners can rule it out"
+            )
+    return found
+
+
 def summarize(bank: Bank, result: Generation) -> list[QuestionStats]:
     stats = {q.id: QuestionStats(q.id) for q in bank.questions}
     params: dict[str, set[str]] = {q.id: set() for q in bank.questions}
@@ -96,6 +144,11 @@ def summarize(bank: Bank, result: Generation) -> list[QuestionStats]:
         entry.collisions += result.collisions.get(variant.variant_id, 0)
         if variant.variant_id in result.run_seconds:
             entry.run_seconds.append(result.run_seconds[variant.variant_id])
+        if variant.type == "multiple_choice" and variant.outcome is not None:
+            odd = _odd_option(variant)
+            if odd is not None:
+                entry.odd_numbers += 1
+                entry.odd_example = entry.odd_example or odd
         if variant.type == "multiple_choice" and not variant.multiple_answers:
             entry.choices = max(entry.choices, len(variant.choices))
             entry.positions[next(i for i, c in enumerate(variant.choices) if c.correct)] += 1

@@ -111,7 +111,7 @@ def test_reimporting_a_later_export_updates_in_place(
     assert len(again.updated) == len(result.variants)
     assert len(collection.find_notes("")) == len(result.variants)
     models = [m.name for m in collection.models.all_names_and_ids() if m.name.startswith("qbank")]
-    assert models == ["qbank v1: GRU Mastery"]
+    assert models == ["qbank v2: GRU Mastery"]
 
     edited_bank = gru_bank.model_copy(
         update={
@@ -136,3 +136,21 @@ def test_same_epoch_gives_byte_identical_packages(
     assert first == second
     with zipfile.ZipFile(tmp_path / "a" / "gru_mastery.apkg") as archive:
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_short_answers_are_type_in_cards_holding_the_first_spelling(
+    hostile: Generation, collection: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_apkg(collection, build(hostile, tmp_path, 1_700_000_000, monkeypatch))
+    typed = 0
+    for card_id in collection.find_cards(""):
+        card = collection.get_card(card_id)
+        variant = next(v for v in hostile.variants if v.variant_id in shown(card.note()["Source"]))
+        # Anki leaves [[type:Field]] for its reviewer to turn into the box (front) and the comparison (back).
+        has_box = "[[type:Typed]]" in card.question()
+        assert has_box == (variant.type == "short_answer"), variant.question_id
+        if has_box:
+            typed += 1
+            assert html.unescape(card.note()["Typed"]) == variant.answers[0]
+            assert card.answer().count("[[type:Typed]]") == 1
+    assert typed >= 3

@@ -225,3 +225,68 @@ def test_typed_shape_answers_accept_compact_and_spaced_spellings(built_in: list[
         assert str(tuple(dims)) in variant.answers
         for spelling in variant.answers:
             assert answers.same(spelling, variant.answers[0])
+
+
+def test_stress_warns_of_a_key_that_never_changes_and_of_options_easy_to_rule_out(pool: WorkerPool) -> None:
+    from qbank.stress import summarize, warnings
+
+    common = {"category": "Conceptual", "difficulty": "beginner", "time_limit": 60, "explanation": "{{ answer }}."}
+    bank = qbank.load_bank(
+        {
+            "id": "weak",
+            "title": "Weak",
+            "questions": [
+                {
+                    **common,
+                    "id": "always_true",
+                    "title": "Always true",
+                    "type": "true_false",
+                    "stem": "Is {{ n }} positive?",
+                    "code": "n = {{ n }}",
+                    "answer": {"kind": "value", "expression": "n > 0"},
+                    "params": {"n": {"type": "int", "min": 1, "max": 9}},
+                },
+                {
+                    **common,
+                    "id": "odd_option",
+                    "title": "Odd option",
+                    "type": "multiple_choice",
+                    "stem": "What is printed?",
+                    "code": "print({{ n }})",
+                    "answer": {"kind": "stdout"},
+                    "params": {"n": {"type": "int", "min": 1, "max": 9}},
+                    "distractors": [{"text": "`777`"}],
+                    "num_choices": 2,
+                },
+            ],
+        }
+    )
+    result = qbank.generate(bank, 5, 0, pool=pool)
+    found = warnings(bank, summarize(bank, result))
+    assert any("'always_true': the key is the same in all 5 variants" in w for w in found), found
+    assert not any("'odd_option': the key is the same" in w for w in found)
+    odd = next(w for w in found if "'odd_option'" in w)
+    assert "in 5 of 5 variants a wrong option has numbers found nowhere" in odd and "'777'" in odd
+
+
+@pytest.mark.parametrize(("show", "expected"), [("type", "RuntimeError"), ("sentence", None), ("full", None)])
+def test_errors_show_as_their_type_first_sentence_or_full_message(
+    show: str, expected: str | None, pool: WorkerPool
+) -> None:
+    data = {**ERROR_BANK, "questions": [dict(ERROR_BANK["questions"][0])]}  # type: ignore[index]
+    question = data["questions"][0]
+    question["code"] = "import torch\ntorch.nn.GRU({{ k }}, 8)(torch.randn(5, 3, {{ k }} + 1))\n"
+    question["answer"] = {"kind": "error", "show": show}
+    question["distractors"] = question["distractors"][2:]
+    result = qbank.generate(qbank.load_bank(data), 1, 0, pool=pool)
+    (variant,) = result.variants
+    assert variant.outcome is not None and variant.outcome.error is not None
+    message = variant.outcome.error.message
+    key = display.plain_of(variant.correct_choices[0].text)
+    if show == "type":
+        assert key == expected
+    elif show == "sentence":
+        assert key == "RuntimeError: input.size(-1) must be equal to input_size."
+        assert len(key) < len("RuntimeError: " + message)
+    else:
+        assert key == "RuntimeError: " + message
