@@ -372,12 +372,13 @@ class _Options:
         return next((choice for seen, choice in self.chosen if answers.same(seen, meaning)), None)
 
     def offer(self, plain: str, choice: Choice) -> None:
-        if not plain.strip() or len(self.chosen) >= self.wanted:
+        if not plain.strip():
             return
+        # Counted even once the options are full: a mistake that gives the key is worth knowing about.
         if self.match(plain) is not None:
             self.collisions += choice.source != "near-miss"
-            return
-        self.chosen.append((answers.parse(plain.strip(), errors=self.errors), choice))
+        elif len(self.chosen) < self.wanted:
+            self.chosen.append((answers.parse(plain.strip(), errors=self.errors), choice))
 
     @property
     def choices(self) -> list[Choice]:
