@@ -6,16 +6,25 @@ Markdown, Moodle XML and Anki, write the files — and, in the same run, the flo
 snippets executed bare in one process under torch.inference_mode (divided by the worker count), plus
 the rendering no pipeline can skip done with each library directly (Jinja2, markdown-it-py, genanki,
 json; see bare_rendering). Each size runs --repeat times with fresh variants; the table shows the run
-whose ratio to its own floor is the median, and the spread of that ratio. Run: `make bench` or
-`python benchmarks/pipeline.py [--sizes 1000,10000] [--jobs 2] [--repeat 3] [--compare-jobs]`."""
+whose ratio to its own floor is the median, and the spread of that ratio.
+
+Then it times whole processes as a user runs them, start-up included: `qbank generate` of the whole bank, and
+one exercise (the GRU output-shape question, exported to Moodle XML) made by qbank and — where `Rscript` and the R
+package `exams` are installed — by R/exams from benchmarks/rexams/gru_shape.Rmd, at two sizes, so that both the
+whole-process cost and the marginal cost per variant are measured in this run. Without R, it says so and prints
+no ratio. Run: `make bench` or `python benchmarks/pipeline.py [--sizes 1000,10000] [--jobs 2] [--repeat 3]
+[--compare-jobs] [--process-sizes 30,300]`."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +72,21 @@ def executed_bank() -> qbank.Bank:
     bank = qbank.load_bank("gru_mastery")
     questions = [q for q in bank.questions if q.category in EXECUTED and q.code]
     return bank.model_copy(update={"questions": questions})
+
+
+def machine() -> str:
+    """The CPU model and core count, so that a table says where it was measured."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), flags=re.M)
+        model = found.group(1).strip() if found else model
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def torch_version() -> str:
+    from importlib.metadata import version
+
+    return version("torch")
 
 
 def peak_rss_mb() -> float:
@@ -165,6 +189,74 @@ def measure(bank: qbank.Bank, total: int, seed: int, workers: int) -> tuple[dict
     return row, result.variants
 
 
+QBANK = shutil.which("qbank", path=os.path.dirname(sys.executable)) or "qbank"
+EXERCISE = Path(__file__).parent / "rexams" / "gru_shape.Rmd"
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    """Wall seconds of a whole process, and what it printed."""
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, done.stdout
+
+
+def qbank_process(variants: int, formats: str, question: str | None = None) -> tuple[float, int]:
+    """`qbank generate` as a user runs it: seconds (start-up and torch's import included) and variants made."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [QBANK, "generate", "gru_mastery", "-n", str(variants), "-s", "1", "-f", formats, "-o", folder]
+        seconds, printed = timed(command + (["--question", question] if question else []))
+    made = re.match(r"(\d+) variants", printed)
+    return seconds, int(made.group(1)) if made else variants
+
+
+def r_exams_missing() -> str | None:
+    """Why R/exams cannot be timed here, or None when it can."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return "Rscript is not installed"
+    probe = subprocess.run(
+        [rscript, "-e", "quit(status = if (requireNamespace('exams', quietly = TRUE)) 0 else 1)"], capture_output=True
+    )
+    return "the R package 'exams' is not installed" if probe.returncode else None
+
+
+def r_exams_process(variants: int) -> float:
+    """Seconds of one Rscript process making `variants` variants of the exercise as Moodle XML (start-up included)."""
+    with tempfile.TemporaryDirectory() as folder:
+        script = (
+            "suppressMessages(library(exams)); set.seed(1); "
+            f"invisible(exams2moodle({json.dumps(str(EXERCISE))}, n = {variants}, dir = {json.dumps(folder)}, "
+            "name = 'bench', verbose = FALSE))"
+        )
+        return timed(["Rscript", "-e", script])[0]
+
+
+def process_comparison(sizes: list[int]) -> None:
+    """The same exercise made by qbank and, where installed, by R/exams: whole processes, measured now."""
+    small, large = sizes
+    print(f"\nthe GRU output-shape exercise as Moodle XML, whole processes at n = {small} and n = {large}:")
+    rows = [["", f"n={small} s", f"n={large} s", "ms per variant at n=" + str(large), "marginal ms per variant"]]
+    qbank_times = [qbank_process(n, "moodle", "gru_output_shape")[0] for n in sizes]
+    measured = {"qbank": qbank_times}
+    missing = r_exams_missing()
+    if missing is None:
+        measured["R/exams"] = [r_exams_process(n) for n in sizes]
+    for name, (first, second) in measured.items():
+        marginal = (second - first) / (large - small)
+        rows.append([name, f"{first:.2f}", f"{second:.2f}", f"{1000 * second / large:.2f}", f"{1000 * marginal:.3f}"])
+    print(table(rows))
+    if missing is not None:
+        print(f"R/exams: not measured ({missing}); no comparison is printed")
+        return
+    qbank_marginal = (qbank_times[1] - qbank_times[0]) / (large - small)
+    r_times = measured["R/exams"]
+    r_marginal = (r_times[1] - r_times[0]) / (large - small)
+    print(
+        f"R/exams / qbank, measured in this run: whole process at n={large} {r_times[1] / qbank_times[1]:.1f}×, "
+        f"marginal per variant {r_marginal / qbank_marginal:.1f}×"
+    )
+
+
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -180,12 +272,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the table shows the median one")
     parser.add_argument("--compare-jobs", action="store_true", help="also run the largest size with --jobs 1")
+    parser.add_argument(
+        "--process-sizes", default="30,300", help="two sizes for the whole-process timings (qbank and R/exams)"
+    )
     args = parser.parse_args()
     bank = executed_bank()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
-        f"qbank pipeline benchmark · {len(bank.questions)} executed GRU Mastery questions · "
-        f"{args.jobs} workers · {os.cpu_count()} cores · python {sys.version.split()[0]}\n"
+        f"qbank pipeline benchmark · {time.strftime('%Y-%m-%d')} · {machine()} · {len(bank.questions)} executed "
+        f"GRU Mastery questions · {args.jobs} workers · python {sys.version.split()[0]} · torch {torch_version()}\n"
     )
     # One small pass first: imports and template compilation are paid once per process, not per variant.
     started = time.perf_counter()
@@ -240,7 +335,6 @@ def main() -> None:
         marginal = (last["work"] - first["work"]) / (last["variants"] - first["variants"])
         fixed = first["work"] - marginal * first["variants"]
         print(f"each further variant: {1000 * marginal:.3f} ms; fixed cost of a run: {fixed:.2f} s")
-    print("R/exams reference: about 150 ms per variant for a comparable Moodle export.")
     if args.compare_jobs:
         size = sizes[-1]
         single, _ = measure(bank, size, args.seed + size, 1)
@@ -248,6 +342,15 @@ def main() -> None:
             f"\ntorch stage at N={size}: --jobs 1 {single['run']:.2f} s, --jobs {args.jobs} {results[-1]['run']:.2f} s "
             f"→ {single['run'] / results[-1]['run']:.2f}× faster"
         )
+    whole_variants = sizes[-1] // len(bank.questions)
+    seconds, made = qbank_process(whole_variants, ",".join(FORMATS))
+    print(
+        f"\nwhole process, as a user runs it (start-up and torch's import included): `qbank generate gru_mastery "
+        f"-n {whole_variants} -f {','.join(FORMATS)}` took {seconds:.2f} s for {made} variants "
+        f"= {1000 * seconds / made:.2f} ms per variant"
+    )
+    small, large = (int(n) for n in args.process_sizes.split(","))
+    process_comparison([small, large])
 
 
 if __name__ == "__main__":

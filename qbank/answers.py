@@ -10,18 +10,20 @@ grad_fn=<MmBackward0>)` and `[[8.0]]` (on one line or many). Words are compared 
 whitespace normalized. An error claim (`RuntimeError`, `raises a RuntimeError: ...`, `no error`) is read as
 an exception type and, where given, the start of its message.
 
-A number is as precise as it is written: `0.269` stands for anything from 0.2685 to 0.2695, so it agrees
-with 0.26894; a whole number (`8`, `8.`) is exact. Two numbers agree when they are equal at the coarser of
-their two precisions (give or take an optional absolute tolerance): 0.27 agrees with 0.2689, 2.5 not with 2.6.
+A number is as precise as it is written: `0.269` stands for anything from 0.2685 to 0.2695; a whole number
+(`8`, `8.`) is exact. A hand-written claim is checked at its own precision (the coarser of the two), so `0.269`
+agrees with 0.26894; two options, or a typed answer and the key, are compared at the finer one, so `27.0` and
+`27.0327` are different options and `0.3` is not accepted for 0.2689. An absolute tolerance may widen either.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, Literal
 
 # --- what an answer is made of ---------------------------------------------------------------------
 
@@ -263,22 +265,37 @@ def _items_of_value(value: Any) -> tuple[Item, ...]:
 
 # --- comparing -----------------------------------------------------------------------------------------
 
+Precision = Literal["finer", "coarser"]
+#: How two numbers are compared: `_close` with the precision rule and tolerance bound.
+_Close = Callable[[Num, Num], bool]
 
-def same(a: str | Answer, b: str | Answer, *, tolerance: float = 0.0, errors: bool = False) -> bool:
-    """Whether two answers mean the same; numbers within their written precision plus `tolerance`.
 
-    `errors`: the answers are about exceptions (texts are read as error claims first).
+def same(
+    a: str | Answer,
+    b: str | Answer,
+    *,
+    tolerance: float = 0.0,
+    errors: bool = False,
+    precision: Precision = "finer",
+) -> bool:
+    """Whether two answers mean the same.
+
+    Numbers are compared at the `finer` of their two written precisions (two options, or a typed answer and the
+    key: `27.0` and `27.0327` differ), or at the `coarser` (a hand-written claim against what torch did: `0.269`
+    agrees with 0.26894), give or take `tolerance`. `errors`: the answers are about exceptions (texts are read as
+    error claims first).
     """
     left = parse(a, errors=errors) if isinstance(a, str) else a
     right = parse(b, errors=errors) if isinstance(b, str) else b
+    close = partial(_close, tolerance=tolerance, spread=max if precision == "coarser" else min)
     if isinstance(left, ErrorClaim) or isinstance(right, ErrorClaim):
         if not (isinstance(left, ErrorClaim) and isinstance(right, ErrorClaim)):
             return False
-        return _same_error(left, right, tolerance)
-    return _same_elements(left.elements, right.elements, tolerance)
+        return _same_error(left, right, close)
+    return _same_elements(left.elements, right.elements, close)
 
 
-def _same_error(a: ErrorClaim, b: ErrorClaim, tolerance: float) -> bool:
+def _same_error(a: ErrorClaim, b: ErrorClaim, close: _Close) -> bool:
     if a.type != b.type:
         return False
     if a.message is None or b.message is None:
@@ -293,43 +310,42 @@ def _same_error(a: ErrorClaim, b: ErrorClaim, tolerance: float) -> bool:
         if not (prefix or isinstance(last, Num)):
             return False
         head, whole = head[:-1], whole[:-1]
-    return _same_items(head, whole, tolerance)
+    return _same_items(head, whole, close)
 
 
-def _close(a: Num, b: Num, tolerance: float) -> bool:
+def _close(a: Num, b: Num, *, tolerance: float, spread: Callable[[float, float], float]) -> bool:
     if math.isnan(a.value) or math.isnan(b.value):
         return math.isnan(a.value) and math.isnan(b.value)
     if math.isinf(a.value) or math.isinf(b.value):
         return a.value == b.value
-    # Compared at the coarser of the two precisions: 0.269 agrees with 0.26894, 2.5 does not with 2.6.
-    slack = max(a.spread, b.spread) + tolerance
+    slack = spread(a.spread, b.spread) + tolerance
     return abs(a.value - b.value) <= slack + 1e-12 * max(abs(a.value), abs(b.value), 1.0)
 
 
-def _same_item(a: Item, b: Item, tolerance: float) -> bool:
+def _same_item(a: Item, b: Item, close: _Close) -> bool:
     if isinstance(a, Num) and isinstance(b, Num):
-        return _close(a, b, tolerance)
+        return close(a, b)
     if isinstance(a, Seq) and isinstance(b, Seq):
-        return _same_elements(a.elements, b.elements, tolerance)
+        return _same_elements(a.elements, b.elements, close)
     return a == b
 
 
-def _same_items(a: tuple[Item, ...], b: tuple[Item, ...], tolerance: float) -> bool:
-    return len(a) == len(b) and all(_same_item(x, y, tolerance) for x, y in zip(a, b, strict=True))
+def _same_items(a: tuple[Item, ...], b: tuple[Item, ...], close: _Close) -> bool:
+    return len(a) == len(b) and all(_same_item(x, y, close) for x, y in zip(a, b, strict=True))
 
 
-def _same_elements(a: tuple[tuple[Item, ...], ...], b: tuple[tuple[Item, ...], ...], tolerance: float) -> bool:
+def _same_elements(a: tuple[tuple[Item, ...], ...], b: tuple[tuple[Item, ...], ...], close: _Close) -> bool:
     gap_a, gap_b = _gap(a), _gap(b)
     if (gap_a is None) == (gap_b is None):
-        return len(a) == len(b) and all(_same_items(x, y, tolerance) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_same_items(x, y, close) for x, y in zip(a, b, strict=True))
     # One side leaves elements out with `...`: its elements before and after must match the other's ends.
     short, full, gap = (a, b, gap_a) if gap_a is not None else (b, a, gap_b)
     assert gap is not None
     head, tail = short[:gap], short[gap + 1 :]
     if len(head) + len(tail) > len(full):
         return False
-    return all(_same_items(x, y, tolerance) for x, y in zip(head, full[: len(head)], strict=True)) and all(
-        _same_items(x, y, tolerance) for x, y in zip(tail, full[len(full) - len(tail) :], strict=True)
+    return all(_same_items(x, y, close) for x, y in zip(head, full[: len(head)], strict=True)) and all(
+        _same_items(x, y, close) for x, y in zip(tail, full[len(full) - len(tail) :], strict=True)
     )
 
 

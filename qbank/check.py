@@ -65,10 +65,14 @@ def compare(question: Question, variant: Variant) -> tuple[str, str, bool] | Non
     if isinstance(answer, ErrorAnswer) and isinstance(outcome, ErrorOutcome):
         return _compare_error(text, outcome)
     if isinstance(answer, StdoutAnswer) and isinstance(outcome, StdoutOutcome):
-        return repr(text), repr(outcome.stdout.strip()), answers.same(text, outcome.stdout)
+        return repr(text), repr(outcome.stdout.strip()), answers.same(text, outcome.stdout, precision="coarser")
     if isinstance(answer, ValueAnswer) and isinstance(outcome, ValueOutcome):
         actual = answers.of_value(outcome.value)
-        return repr(text), repr(outcome.value), answers.same(text, actual, tolerance=answer.tolerance)
+        return (
+            repr(text),
+            repr(outcome.value),
+            answers.same(text, actual, tolerance=answer.tolerance, precision="coarser"),
+        )
     return None
 
 
@@ -85,9 +89,9 @@ def _compare_error(text: str, outcome: ErrorOutcome) -> tuple[str, str, bool]:
     read = answers.parse_error(claimed)
     said = "no error" if read == answers.ErrorClaim(None) else f"a {claimed}" if read else repr(claimed)
     truth = answers.error_claim(error.type, error.message) if error else answers.ErrorClaim(None)
-    agrees = read is not None and answers.same(read, truth)
+    agrees = read is not None and answers.same(read, truth, precision="coarser")
     if printed is not None:
         said += f" and prints {printed!r}"
         actual += f" and prints {outcome.stdout.strip()!r}"
-        agrees = agrees and answers.same(printed, outcome.stdout)
+        agrees = agrees and answers.same(printed, outcome.stdout, precision="coarser")
     return said, actual, agrees

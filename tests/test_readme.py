@@ -24,7 +24,9 @@ def test_the_readme_example_bank_works(tmp_path: Path) -> None:
     assert "variant failed" not in done.stderr
     assert len(list((tmp_path / "out").iterdir())) == 8
     done = run_cli("check", bank, "--variants", 10)
-    assert done.returncode == 0 and done.stdout.startswith("ok: 13 keyed variants of 2 questions")  # f has 3 values, done.stdout
+    assert done.returncode == 0 and done.stdout.startswith(
+        "ok: 13 keyed variants of 2 questions"
+    )  # f has 3 values, done.stdout
 
 
 def test_every_command_and_format_is_documented() -> None:

@@ -104,7 +104,8 @@ const qbAnswers = (function () {
   function close(a, b, tolerance) {
     if (Number.isNaN(a.v) || Number.isNaN(b.v)) return Number.isNaN(a.v) && Number.isNaN(b.v);
     if (!Number.isFinite(a.v) || !Number.isFinite(b.v)) return a.v === b.v;
-    const slack = Math.max(a.s, b.s) + tolerance;
+    // The finer of the two precisions, as for typed answers in Python (answers.same's default).
+    const slack = Math.min(a.s, b.s) + tolerance;
     return Math.abs(a.v - b.v) <= slack + 1e-12 * Math.max(Math.abs(a.v), Math.abs(b.v), 1);
   }
 
