@@ -285,6 +285,18 @@ def same(
     agrees with 0.26894), give or take `tolerance`. `errors`: the answers are about exceptions (texts are read as
     error claims first).
     """
+    if isinstance(a, str) and isinstance(b, str):
+        return _same_texts(a, b, tolerance, errors, precision)
+    return _same(a, b, tolerance, errors, precision)
+
+
+@lru_cache(maxsize=65536)
+def _same_texts(a: str, b: str, tolerance: float, errors: bool, precision: Precision) -> bool:
+    """`same` for two texts: variants of one question compare the same few texts again and again."""
+    return _same(a, b, tolerance, errors, precision)
+
+
+def _same(a: str | Answer, b: str | Answer, tolerance: float, errors: bool, precision: Precision) -> bool:
     left = parse(a, errors=errors) if isinstance(a, str) else a
     right = parse(b, errors=errors) if isinstance(b, str) else b
     close = partial(_close, tolerance=tolerance, spread=max if precision == "coarser" else min)
@@ -351,7 +363,7 @@ def _same_elements(a: tuple[tuple[Item, ...], ...], b: tuple[tuple[Item, ...], .
 
 def _gap(elements: tuple[tuple[Item, ...], ...]) -> int | None:
     for index, element in enumerate(elements):
-        if element == (Rest(),):
+        if len(element) == 1 and type(element[0]) is Rest:
             return index
     return None
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qbank import answers, display
-from qbank.answers import Answer, spellings
+from qbank.answers import spellings
 from qbank.collector import fewer_collections
 from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
@@ -363,13 +363,13 @@ class _Options:
 
     def __init__(self, wanted: int, errors: bool) -> None:
         self.wanted, self.errors = wanted, errors
-        self.chosen: list[tuple[Answer, Choice]] = []
+        self.chosen: list[tuple[str, Choice]] = []  # (plain text, option)
         #: Candidates from mistakes and the bank dropped as meaning the same as an option already chosen.
         self.collisions = 0
 
     def match(self, plain: str) -> Choice | None:
-        meaning = answers.parse(plain.strip(), errors=self.errors)
-        return next((choice for seen, choice in self.chosen if answers.same(seen, meaning)), None)
+        text = plain.strip()
+        return next((choice for seen, choice in self.chosen if answers.same(seen, text, errors=self.errors)), None)
 
     def offer(self, plain: str, choice: Choice) -> None:
         if not plain.strip():
@@ -378,7 +378,7 @@ class _Options:
         if self.match(plain) is not None:
             self.collisions += choice.source != "near-miss"
         elif len(self.chosen) < self.wanted:
-            self.chosen.append((answers.parse(plain.strip(), errors=self.errors), choice))
+            self.chosen.append((plain.strip(), choice))
 
     @property
     def choices(self) -> list[Choice]:
