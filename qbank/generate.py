@@ -377,8 +377,12 @@ class _Options:
         # Counted even once the options are full: a mistake that gives the key is worth knowing about.
         if self.match(plain) is not None:
             self.collisions += choice.source != "near-miss"
-        elif len(self.chosen) < self.wanted:
+        elif not self.full:
             self.chosen.append((plain.strip(), choice))
+
+    @property
+    def full(self) -> bool:
+        return len(self.chosen) >= self.wanted
 
     @property
     def choices(self) -> list[Choice]:
@@ -434,6 +438,8 @@ def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, Ru
     if errors and key.plain != display.NO_ERROR:
         misses = [(display.NO_ERROR, "The code does not run to the end."), *misses]
     for plain, feedback in misses:
+        if options.full:
+            break  # near misses are made up: one that is not needed is not compared (nor counted)
         markdown = plain if plain == display.NO_ERROR else display.as_code(plain)
         options.offer(plain, _wrong(markdown, feedback, "near-miss"))
     if len(options.chosen) < question.num_choices:
