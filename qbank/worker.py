@@ -13,10 +13,13 @@ import io
 import json
 import math
 import os
+import random
 import resource
 import signal
 import sys
+import tempfile
 import time
+import warnings
 from typing import Any, BinaryIO
 
 MAX_STDOUT = 1_000_000
@@ -56,16 +59,60 @@ def _on_wall_limit(signum: int, frame: Any) -> None:
         raise LimitExceeded(over_wall_time(_wall_seconds))
 
 
+class _Fresh:
+    """The process state a snippet could change for the snippets after it, as it was before the first.
+
+    A key must be what a fresh interpreter gives: after `torch.set_printoptions(precision=1)` in one snippet, the
+    next one's printed tensors would otherwise be recorded with one decimal.
+    """
+
+    def __init__(self) -> None:
+        self.cwd = os.getcwd()
+        self.environ = dict(os.environ)
+        self.environ_data = dict(os.environ._data)  # type: ignore[attr-defined]  # compared in 1 µs, not 60
+        self.filters = list(warnings.filters)
+
+    def restore(self, torch: Any) -> None:
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)
+        torch.set_printoptions(profile="default", sci_mode=None)
+        torch.set_default_device(None)
+        if torch.are_deterministic_algorithms_enabled():
+            torch.use_deterministic_algorithms(False)
+        if torch.is_anomaly_enabled():
+            torch.autograd.set_detect_anomaly(False)
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+        if os.environ._data != self.environ_data:  # type: ignore[attr-defined]
+            os.environ.clear()
+            os.environ.update(self.environ)
+        warnings.filters[:] = self.filters
+        try:
+            if os.getcwd() == self.cwd:
+                return
+        except FileNotFoundError:  # the snippet removed the folder it ran in
+            pass
+        try:
+            os.chdir(self.cwd)
+        except OSError:
+            self.cwd = tempfile.mkdtemp(prefix="qbank-worker-")
+            os.chdir(self.cwd)
+
+
 def _lift_limits(torch: Any) -> None:
-    """End a job's limits, and undo the global torch settings a snippet may have changed."""
+    """End a job's limits, and undo the global state a snippet may have changed."""
     global _armed
     _armed = False
     signal.setitimer(signal.ITIMER_PROF, 0)
     signal.setitimer(signal.ITIMER_REAL, 0)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-    torch.set_default_dtype(torch.float32)
-    torch.set_grad_enabled(True)
+    if _fresh is not None:
+        _fresh.restore(torch)
+
+
+#: Set once torch is imported, before the first snippet.
+_fresh: _Fresh | None = None
 
 
 def to_json(value: Any, torch: Any) -> Any:
@@ -105,6 +152,7 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     # The CPU generator only: torch.manual_seed also queues seeds for every accelerator backend, recording
     # a Python traceback each time, which costs more than most snippets.
     torch.default_generator.manual_seed(0)
+    random.seed(0)
     started = time.perf_counter()
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard == resource.RLIM_INFINITY else min(memory, hard), hard))
@@ -157,12 +205,12 @@ def main() -> None:
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import warnings
-
     warnings.simplefilter("ignore")
     import torch
 
     torch.set_num_threads(1)
+    global _fresh
+    _fresh = _Fresh()
     signal.signal(signal.SIGPROF, _on_cpu_limit)
     signal.signal(signal.SIGALRM, _on_wall_limit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop

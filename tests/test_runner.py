@@ -96,3 +96,49 @@ print(reply["stdout"].strip(), reply["failure"])
     done = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "None"]
+
+
+# Global state a snippet may change; the snippet after it must see a fresh interpreter's.
+SPOILER = """
+import os, random, warnings, torch
+torch.set_printoptions(precision=1, sci_mode=True)
+torch.set_default_dtype(torch.float64)
+torch.set_grad_enabled(False)
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(2)
+os.environ["QBANK_SPOILED"] = "1"
+warnings.simplefilter("error")
+random.seed(99)
+os.chdir("/")
+"""
+PROBE = """
+import os, random, warnings, torch
+print(torch.tensor([1.23456789]))
+print(torch.tensor([1.5]).dtype, torch.is_grad_enabled(), torch.are_deterministic_algorithms_enabled())
+print(torch.get_num_threads(), os.environ.get("QBANK_SPOILED"), os.getcwd() != "/")
+warnings.warn("a warning is not an error")
+print(random.random())
+"""
+
+
+def test_a_snippet_cannot_change_what_the_next_one_records(pool: WorkerPool) -> None:
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import random, torch; torch.set_num_threads(1); random.seed(0)\n" + PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    spoiler, probe = Job(SPOILER, limits=FAST), Job(PROBE, limits=FAST)
+    results = pool.run([spoiler, probe])
+    assert results[spoiler.key].failure is None and results[spoiler.key].error is None
+    assert results[probe.key].error is None, results[probe.key].error
+    assert results[probe.key].stdout == fresh
+    assert "tensor([1.2346])" in fresh
+
+
+def test_a_snippet_that_removes_its_folder_costs_only_itself(pool: WorkerPool) -> None:
+    remover = Job("import os, tempfile\nd = tempfile.mkdtemp()\nos.chdir(d)\nos.rmdir(d)\nprint(1)", limits=FAST)
+    after = Job("import os\nprint(os.path.isdir(os.getcwd()))", limits=FAST)
+    results = pool.run([remover, after])
+    assert results[remover.key].stdout == "1\n"
+    assert results[after.key].stdout == "True\n"
