@@ -41,8 +41,12 @@ class IntParam(_Strict):
             raise ValueError(f"max ({self.max}) is smaller than min ({self.min})")
         return self
 
-    def values(self) -> list[Any]:
-        return list(range(self.min, self.max + 1, self.step))
+    # Counted and indexed, never listed: a range may hold more values than memory (max = 10**18).
+    def count(self) -> int:
+        return (self.max - self.min) // self.step + 1
+
+    def value(self, index: int) -> int:
+        return self.min + index * self.step
 
 
 class ChoiceParam(_Strict):
@@ -64,8 +68,11 @@ class ChoiceParam(_Strict):
             seen.append(key)
         return values
 
-    def values(self) -> list[Any]:
-        return list(self.values_)
+    def count(self) -> int:
+        return len(self.values_)
+
+    def value(self, index: int) -> Any:
+        return self.values_[index]
 
 
 class BoolParam(_Strict):
@@ -73,8 +80,11 @@ class BoolParam(_Strict):
 
     type: Literal["bool"]
 
-    def values(self) -> list[Any]:
-        return [False, True]
+    def count(self) -> int:
+        return 2
+
+    def value(self, index: int) -> bool:
+        return bool(index)
 
 
 Param = Annotated[IntParam | ChoiceParam | BoolParam, Field(discriminator="type")]

@@ -33,7 +33,7 @@ def rng_for(seed: int, *parts: str) -> random.Random:
 
 
 def space_size(question: Question) -> int:
-    return math.prod(len(spec.values()) for spec in question.params.values())
+    return math.prod(spec.count() for spec in question.params.values())
 
 
 def satisfies(question: Question, params: Params) -> bool:
@@ -50,13 +50,10 @@ def sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
     """Up to `count` distinct parameter sets that satisfy every constraint, chosen by `seed`."""
     rng = rng_for(seed, bank_id, question.id)
     names = list(question.params)
-    domains = [question.params[name].values() for name in names]
+    specs = [question.params[name] for name in names]
     if space_size(question) <= ENUMERATE_LIMIT:
-        valid = [
-            p
-            for p in (dict(zip(names, combo, strict=True)) for combo in itertools.product(*domains))
-            if satisfies(question, p)
-        ]
+        combos = itertools.product(*([spec.value(i) for i in range(spec.count())] for spec in specs))
+        valid = [p for p in (dict(zip(names, combo, strict=True)) for combo in combos) if satisfies(question, p)]
         if not valid:
             raise _unsatisfiable(question)
         chosen = rng.sample(valid, min(count, len(valid)))
@@ -64,7 +61,8 @@ def sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
     chosen: list[Params] = []
     seen: set[tuple[Any, ...]] = set()
     for _ in range(count * DRAWS_PER_VARIANT + 1000):
-        combo = tuple(rng.choice(domain) for domain in domains)
+        # randrange(n) draws as choice() from n listed values would, without listing them.
+        combo = tuple(spec.value(rng.randrange(spec.count())) for spec in specs)
         if combo in seen:
             continue
         seen.add(combo)

@@ -214,3 +214,33 @@ def test_a_fixture_that_allows_few_variants_exports_what_exists(tmp_path: Path) 
     assert done.returncode == 0
     variants = json.loads((tmp_path / "hostile.json").read_text())["variants"]
     assert len(variants) == 4 + 1 + 3 + 5 + 1 + 1  # printed n∈2..5, static, short a∈2..4, numeric a∈1..5, 2 static
+
+
+def test_huge_integer_ranges_are_counted_and_drawn_without_being_listed(pool) -> None:  # type: ignore[no-untyped-def]
+    bank = qbank.load_bank(
+        {
+            "id": "huge",
+            "title": "Huge",
+            "questions": [
+                {
+                    "id": "q",
+                    "title": "Q",
+                    "category": "Metrics",
+                    "type": "numeric",
+                    "difficulty": "beginner",
+                    "time_limit": 30,
+                    "stem": "What is {{ n }} % 7?",
+                    "code": "n = {{ n }}",
+                    "explanation": "{{ answer }}.",
+                    "answer": {"kind": "value", "expression": "n % 7"},
+                    "params": {"n": {"type": "int", "min": 0, "max": 10**30, "step": 3}},
+                    "constraints": ["n % 2 == 0"],
+                }
+            ],
+        }
+    )
+    result = qbank.generate(bank, 5, 1, pool=pool)
+    assert not result.failures
+    values = [v.params["n"] for v in result.variants]
+    assert len(set(values)) == 5 and all(n % 6 == 0 and 0 <= n <= 10**30 for n in values)
+    assert any(n > 10**20 for n in values)  # drawn from the whole range
