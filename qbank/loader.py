@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -54,10 +55,13 @@ def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
     path = resolve(str(source))
     display = str(source)
     try:
-        size = path.stat().st_size
-        if size > MAX_BANK_BYTES:
-            raise BankError(f"the file is {size:,} bytes; a bank may be at most {MAX_BANK_BYTES:,}", file=display)
-        raw = path.read_bytes()
+        if not stat.S_ISREG(path.stat().st_mode):
+            # A device (/dev/zero never ends) or a pipe (may never be written to) is not a bank file.
+            raise BankError("is not a regular file (a device, pipe or socket); give a bank file", file=display)
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BANK_BYTES + 1)  # the size on disk may be wrong (/proc) or change while read
+        if len(raw) > MAX_BANK_BYTES:
+            raise BankError(f"the file is larger than a bank may be (at most {MAX_BANK_BYTES:,} bytes)", file=display)
     except OSError as exc:
         raise BankError(f"cannot read the file: {exc.strerror}", file=display) from None
     try:
@@ -70,7 +74,9 @@ def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
     if not text.strip():
         raise BankError("the file is empty; a bank needs id, title and at least one question", file=display)
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark some editors write is not content
+    except RecursionError:
+        raise BankError("this is not a bank: its tables or arrays are nested too deeply", file=display) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)
@@ -91,6 +97,8 @@ def validate_data(data: dict[str, Any], *, file: str | None, text: str | None) -
         bank = models.Bank.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, data, file, text) from None
+    except RecursionError:
+        raise BankError("this is not a bank: its values are nested too deeply", file=file) from None
     try:
         check_templates(bank)
         for question in bank.questions:

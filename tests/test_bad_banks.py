@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -68,3 +69,27 @@ def test_the_line_of_the_question_is_named() -> None:
     done = run_cli("validate", path)
     line = int(re.search(r"line (\d+)", done.stderr).group(1))
     assert "explantion" in path.read_text().splitlines()[line - 1]
+
+
+def test_files_that_are_not_banks_get_a_message_not_a_hang(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait for ever
+    for path, says in (
+        (deep, "nested too deeply"),
+        (Path("/dev/zero"), "not a regular file"),
+        (fifo, "not a regular file"),
+    ):
+        done = run_cli("validate", path, timeout=60)
+        assert done.returncode == 1, path
+        assert_clear_error(done.stderr, path)
+        assert says in done.stderr
+
+
+def test_a_byte_order_mark_is_not_content(tmp_path: Path) -> None:
+    source = Path(__file__).parent.parent / "tests" / "fixtures" / "reference_debug.toml"
+    marked = tmp_path / "marked.toml"
+    marked.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+    done = run_cli("validate", marked)
+    assert done.returncode == 0, done.stderr
