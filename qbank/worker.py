@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import signal
 import sys
@@ -134,6 +135,22 @@ def to_json(value: Any, torch: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} cannot be recorded; convert it in the expression")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: Any) -> Any:
+    """Recorded text without lone surrogates, which no file format can carry: each becomes U+FFFD."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value) is None:
+            return value
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_text(item) for item in value]
+    if isinstance(value, dict):
+        return {_text(key): _text(item) for key, item in value.items()}
+    return value
+
+
 def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any]:
     global _armed, _wall_seconds
     result: dict[str, Any] = {"stdout": "", "error": None, "failure": None}
@@ -182,7 +199,10 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     finally:
         _lift_limits(torch)
     result["seconds"] = time.perf_counter() - started
-    result["stdout"] = output.getvalue()
+    result["stdout"] = _text(output.getvalue())
+    result["error"] = _text(result["error"])
+    if "value" in result:
+        result["value"] = _text(result["value"])
     error = result["error"]
     if error and (
         error["type"] in ("MemoryError", "OutOfMemoryError") or any(s in error["message"] for s in _OOM_MESSAGES)

@@ -244,3 +244,34 @@ def test_huge_integer_ranges_are_counted_and_drawn_without_being_listed(pool) ->
     values = [v.params["n"] for v in result.variants]
     assert len(set(values)) == 5 and all(n % 6 == 0 and 0 <= n <= 10**30 for n in values)
     assert any(n > 10**20 for n in values)  # drawn from the whole range
+
+
+def test_printed_lone_surrogates_reach_every_format_as_replacement_characters(tmp_path: Path) -> None:
+    bank = tmp_path / "surrogate.toml"
+    bank.write_text(
+        """id = "surrogate"
+title = "Surrogate"
+
+[[questions]]
+id = "q"
+title = "Q"
+category = "Predict Output"
+type = "multiple_choice"
+difficulty = "beginner"
+time_limit = 30
+stem = "What is printed?"
+code = "print('a' + chr(0xD800) + 'b', {{ n }})"
+explanation = "{{ answer }}"
+answer = { kind = "stdout" }
+num_choices = 2
+distractors = [{ text = "nothing" }]
+
+[questions.params]
+n = { type = "int", min = 1, max = 3 }
+"""
+    )
+    done = run_cli("generate", bank, "-n", 2, "-f", "all", "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    data = json.loads((tmp_path / "out" / "surrogate.json").read_text())
+    assert all(v["outcome"]["stdout"].startswith("a\ufffdb ") for v in data["variants"])
