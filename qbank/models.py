@@ -5,6 +5,7 @@ A bank file is TOML, one bank per file. `qbank schema` prints the JSON Schema of
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,8 @@ Difficulty = Literal["beginner", "intermediate", "advanced", "expert"]
 Scalar = bool | int | float | str
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: Options are lettered A to J in every format.
+MAX_CHOICES = 10
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"answer", "value", "loop", "range", "true", "false", "none", "True", "False", "None"}
 
@@ -62,6 +65,8 @@ class ChoiceParam(_Strict):
     def _distinct(cls, values: list[Scalar]) -> list[Scalar]:
         seen: list[tuple[type, Scalar]] = []
         for value in values:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{value!r} cannot be a parameter value (nan equals nothing, not even itself)")
             key = (type(value), value)
             if key in seen:
                 raise ValueError(f"value {value!r} is listed twice")
@@ -220,6 +225,8 @@ class RunLimits(_Strict):
 
 def _time_limit(value: Any) -> Any:
     """Accept seconds or "m:ss", as the reference page writes it."""
+    if isinstance(value, bool):
+        raise ValueError("a time limit is seconds or 'm:ss', not true or false")
     if isinstance(value, str):
         match = re.fullmatch(r"(\d+):([0-5]\d)", value.strip())
         if not match:
@@ -294,8 +301,9 @@ class Question(_Strict):
         if self.type == "short_answer" and kind == "static" and not self.answer.accept:  # type: ignore[union-attr]
             raise ValueError("a static short_answer question needs answer.accept")
         if self.type == "numeric":
-            if kind == "static" and not isinstance(self.answer.value, int | float):  # type: ignore[union-attr]
-                raise ValueError("a static numeric question needs a number in answer.value")
+            value = getattr(self.answer, "value", None)  # only a static answer has one
+            if kind == "static" and (not isinstance(value, int | float) or not math.isfinite(value)):
+                raise ValueError("a static numeric question needs a finite number in answer.value")
             if kind not in ("static", "value"):
                 raise ValueError("a numeric question needs answer kind 'static' or 'value'")
         if self.type == "true_false":
@@ -314,6 +322,8 @@ class Question(_Strict):
                 raise ValueError("no choice is marked correct = true")
             if correct > 1 and not self.multiple_answers:
                 raise ValueError(f"{correct} choices are correct; set multiple_answers = true or mark one")
+            if len(self.choices) > MAX_CHOICES:
+                raise ValueError(f"{len(self.choices)} `choices` are listed; a question may have at most {MAX_CHOICES} (A to J)")
             texts = [choice.text.strip() for choice in self.choices]
             for text in texts:
                 if not text:
