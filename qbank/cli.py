@@ -15,7 +15,7 @@ from qbank import __version__
 from qbank.check import check
 from qbank.errors import QbankError
 from qbank.exporting import formats
-from qbank.generate import Generation, generate
+from qbank.generate import MAX_VARIANTS, Generation, generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank
 from qbank.progress import Progress
@@ -24,8 +24,8 @@ from qbank.variant import BankInfo
 from qbank.writing import export_files
 
 
-def _whole(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least `minimum`."""
+def _whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum` (and at most `maximum`)."""
 
     def parse(text: str) -> int:
         try:
@@ -34,12 +34,14 @@ def _whole(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {value})")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:,} (got {value:,})")
         return value
 
     return parse
 
 
-_positive, _seed = _whole(1), _whole(0)
+_positive, _seed, _variants = _whole(1), _whole(0), _whole(1, MAX_VARIANTS)
 
 
 def _format_list(text: str) -> list[str]:
@@ -97,7 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     def add_run_options(sub: argparse.ArgumentParser, variants: int) -> None:
         sub.add_argument("bank", metavar="BANK", help="a bank file or built-in id")
         sub.add_argument(
-            "--variants", "-n", type=_positive, default=variants, help=f"per question (default {variants})"
+            "--variants",
+            "-n",
+            type=_variants,
+            default=variants,
+            help=f"per question (default {variants}, at most {MAX_VARIANTS:,})",
         )
         sub.add_argument("--seed", "-s", type=_seed, default=0, help="the seed (default 0)")
         sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")

@@ -32,6 +32,8 @@ from qbank.variant import (
     Variant,
 )
 
+#: The most variants of one question a run may ask for: more would not fit in memory as Variants anyway.
+MAX_VARIANTS = 1_000_000
 #: Variants assembled per wait for results: few enough that assembly keeps pace with the workers, many
 #: enough that waiting costs little.
 ASSEMBLY_CHUNK = 64
@@ -106,8 +108,8 @@ def generate(
     `progress(done, total)` is called as snippets finish. Pass a `pool` to share workers and their
     cache between calls; otherwise one is made (with `jobs` workers) and closed.
     """
-    if variants < 1:
-        raise BankError(f"the number of variants must be at least 1 (got {variants})")
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise BankError(f"the number of variants must be from 1 to {MAX_VARIANTS:,} (got {variants:,})")
     result = Generation(bank=bank, seed=seed, variants=[])
     # A new pool starts its workers at once: their torch import overlaps with sampling and rendering.
     owned = pool is None

@@ -204,7 +204,8 @@ class WorkerPool:
     """A pool of torch workers with a result cache; use as a context manager."""
 
     def __init__(self, workers: int | None = None) -> None:
-        self.size = max(1, workers or os.cpu_count() or 1)
+        # More workers than cores only compete for them, and each costs a torch import and its memory.
+        self.size = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1))
         self.cache: dict[str, RunResult] = {}
         self.hits = 0
         self.runs = 0

@@ -275,3 +275,15 @@ n = { type = "int", min = 1, max = 3 }
     assert "Traceback" not in done.stderr
     data = json.loads((tmp_path / "out" / "surrogate.json").read_text())
     assert all(v["outcome"]["stdout"].startswith("a\ufffdb ") for v in data["variants"])
+
+
+def test_absurd_counts_are_refused_or_capped(tmp_path: Path) -> None:
+    from qbank.runner import WorkerPool
+
+    done = run_cli("generate", "gru_mastery", "-n", 10**12, "-o", tmp_path / "out", timeout=60)
+    assert done.returncode == 2 and "at most 1,000,000" in done.stderr
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(QbankError, match="from 1 to 1,000,000"):
+        qbank.generate(qbank.load_bank("gru_mastery"), 10**12, 0)
+    with WorkerPool(1000) as pool:  # one torch worker per core, not a thousand
+        assert pool.size == os.cpu_count()
