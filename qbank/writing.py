@@ -13,6 +13,7 @@ taken, so a slow format does not hold up the rest; the files are the same howeve
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import glob
 import multiprocessing
@@ -23,7 +24,7 @@ import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,13 +68,29 @@ def export_files(
     def stage_format(each: Exporter) -> dict[str, str]:
         return _stage_all(folder, each.export(bank, variants, seed), run)
 
+    with _locked(folder):
+        try:
+            outcomes = _in_lanes(chosen, stage_format, jobs)
+            _raise_first(outcomes)
+            return _commit(folder, _merged([temporaries for _, temporaries in outcomes]))
+        except BaseException:  # Ctrl-C included: a lane stopped halfway leaves its files too
+            _discard(folder.glob(f".*.{run}.*.tmp"))
+            raise
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock: a second run writing into it waits, instead of removing this run's temporaries as
+    stale ones (or renaming half of its files between this run's)."""
     try:
-        outcomes = _in_lanes(chosen, stage_format, jobs)
-        _raise_first(outcomes)
-        return _commit(folder, _merged([temporaries for _, temporaries in outcomes]))
-    except BaseException:  # Ctrl-C included: a lane stopped halfway leaves its files too
-        _discard(folder.glob(f".*.{run}.*.tmp"))
-        raise
+        descriptor = os.open(folder, os.O_RDONLY)  # the folder itself is locked: no lock file is left in it
+    except OSError as exc:
+        raise QbankError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _merged(outputs: Sequence[Mapping[str, T]]) -> dict[str, T]:
@@ -215,7 +232,15 @@ def _stage(folder: Path, prefix: str, data: bytes) -> str:
 
 
 def _commit(folder: Path, temporaries: Mapping[str, str]) -> list[Path]:
-    """Rename every staged file over its final name, then make the renames durable."""
+    """Rename every staged file over its final name, then make the renames durable.
+
+    Every final name is checked first, so that one that cannot be replaced (a folder of that name) stops the
+    export before any file is renamed: all or none.
+    """
+    for name in temporaries:
+        target = folder / name
+        if target.is_dir() and not target.is_symlink():  # a rename cannot replace a folder
+            raise QbankError(f"cannot write {target}: a folder has that name; nothing was written")
     try:
         for name, temporary in temporaries.items():
             os.replace(temporary, folder / name)

@@ -287,3 +287,23 @@ def test_absurd_counts_are_refused_or_capped(tmp_path: Path) -> None:
         qbank.generate(qbank.load_bank("gru_mastery"), 10**12, 0)
     with WorkerPool(1000) as pool:  # one torch worker per core, not a thousand
         assert pool.size == os.cpu_count()
+
+
+def test_a_blocked_file_name_stops_the_export_before_any_file_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "hostile.moodle.xml").mkdir(parents=True)  # a folder where a file should go
+    done = run_cli("generate", FIXTURES / "hostile.toml", "-n", 2, "-f", "all", "-o", out)
+    assert done.returncode == 1 and "a folder has that name" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["hostile.moodle.xml"]  # all or none: none
+
+
+def test_two_runs_writing_one_folder_at_once_both_finish_whole(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = [QBANK, "generate", str(FIXTURES / "hostile.toml"), "-n", "3", "-f", "all", "-o", str(out)]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for run in runs:
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+    assert len(list(out.iterdir())) == 8
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    json.loads((out / "hostile.json").read_text())
