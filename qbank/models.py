@@ -324,7 +324,7 @@ class Question(_Strict):
                 raise ValueError(f"{correct} choices are correct; set multiple_answers = true or mark one")
             if len(self.choices) > MAX_CHOICES:
                 raise ValueError(
-                    f"{len(self.choices)} `choices` are listed; a question may have at most {MAX_CHOICES} (A to J)"
+                    f"{len(self.choices)} choices are listed; a question may have at most {MAX_CHOICES} (A to J)"
                 )
             texts = [choice.text.strip() for choice in self.choices]
             for text in texts:
