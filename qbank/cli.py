@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -127,9 +129,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that it unwinds (and cleans up) like Ctrl-C."""
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_terminate)
     try:
         return _dispatch(args)
     except QbankError as exc:
@@ -138,9 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # the machine said no (disk, permissions, processes): its words, no traceback
         print(f"qbank: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\nqbank: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stopped = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"\nqbank: {stopped}; no output was written", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:

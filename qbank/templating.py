@@ -24,6 +24,10 @@ _env = ImmutableSandboxedEnvironment(
 )
 
 
+#: The most characters one rendered template may hold: a loop that writes more is a bug, not a question.
+MAX_RENDERED = 1_000_000
+
+
 class TemplateProblem(Exception):
     """A template or expression that cannot be parsed or rendered; the caller adds where it came from."""
 
@@ -66,13 +70,16 @@ def render(source: str, context: Mapping[str, Any]) -> str:
         return source[:-1] if source.endswith("\n") else source
     template = _template(source)
     try:
-        return template.environment.concat(template.root_render_func(_context(template, context)))  # type: ignore[attr-defined]
+        text: str = template.environment.concat(template.root_render_func(_context(template, context)))  # type: ignore[attr-defined]
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"template uses an undefined name: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
     except Exception as exc:  # arithmetic in a template, e.g. a division by zero
         raise TemplateProblem(f"template failed: {type(exc).__name__}: {exc}") from None
+    if len(text) > MAX_RENDERED:
+        raise TemplateProblem(f"the template renders to {len(text):,} characters; at most {MAX_RENDERED:,} are kept")
+    return text
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:

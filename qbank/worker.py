@@ -24,6 +24,8 @@ import warnings
 from typing import Any, BinaryIO
 
 MAX_STDOUT = 1_000_000
+#: The most characters a recorded value may take as JSON (a key nobody can read is no key).
+MAX_VALUE = 1_000_000
 #: How torch's allocator words running out of memory (it raises RuntimeError, not MemoryError).
 _OOM_MESSAGES = ("can't allocate memory", "not enough memory")
 
@@ -186,6 +188,11 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
             if job.get("expression") and result["error"] is None:
                 value = eval(compile(job["expression"], "<expression>", "eval"), namespace)
                 result["value"] = to_json(value, torch)
+                if not isinstance(result["value"], bool | int | float | None) and (
+                    len(json.dumps(result["value"])) > MAX_VALUE
+                ):
+                    result.pop("value")
+                    raise LimitExceeded(f"the answer expression's value is larger than {MAX_VALUE:,} characters")
     except LimitExceeded as exc:
         result["failure"] = str(exc)
     except SystemExit as exc:

@@ -166,8 +166,14 @@ def test_a_full_disk_is_a_clear_error_and_spoils_nothing(tmp_path: Path) -> None
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_interrupting_a_run_keeps_the_previous_export(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+@pytest.mark.parametrize(
+    ("stop", "code", "said"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_stopping_a_run_keeps_the_previous_export_and_leaves_nothing(
+    stop: signal.Signals, code: int, said: str, tmp_path: Path
+) -> None:
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
     assert run_cli("generate", "gru_mastery", "-n", 2, "-f", "all", "-o", out).returncode == 0
     before = digests(out)
     process = subprocess.Popen(
@@ -175,13 +181,15 @@ def test_interrupting_a_run_keeps_the_previous_export(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     time.sleep(4)  # torch is imported and snippets are running
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert process.returncode == code
+    assert said in stderr and "Traceback" not in stderr
     assert digests(out) == before
+    assert list(scratch.iterdir()) == []  # the workers' folder is gone too
 
 
 @pytest.mark.parametrize("delay", [3.0, 5.0, 6.5, 8.0])
@@ -307,3 +315,44 @@ def test_two_runs_writing_one_folder_at_once_both_finish_whole(tmp_path: Path) -
     assert len(list(out.iterdir())) == 8
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     json.loads((out / "hostile.json").read_text())
+
+
+def test_huge_rendered_texts_and_values_cost_only_their_variant(pool) -> None:  # type: ignore[no-untyped-def]
+    common = {
+        "category": "Predict Output",
+        "difficulty": "beginner",
+        "time_limit": 30,
+        "explanation": "{{ answer }}",
+        "params": {"n": {"type": "int", "min": 1, "max": 2}},
+    }
+    bank = qbank.load_bank(
+        {
+            "id": "big",
+            "title": "Big",
+            "questions": [
+                {
+                    **common,
+                    "id": "long_stem",
+                    "title": "Long stem",
+                    "type": "short_answer",
+                    "stem": "{% for i in range(100000) %}{% for j in range(n * 10) %}xx{% endfor %}{% endfor %}",
+                    "code": "print({{ n }})",
+                    "answer": {"kind": "stdout"},
+                },
+                {
+                    **common,
+                    "id": "big_value",
+                    "title": "Big value",
+                    "type": "short_answer",
+                    "stem": "How long?",
+                    "code": "x = list(range({{ n }} * 400_000))",
+                    "answer": {"kind": "value", "expression": "x"},
+                },
+            ],
+        }
+    )
+    result = qbank.generate(bank, 2, 0, pool=pool)
+    reasons = {f.question_id: f.reason for f in result.failures}
+    assert "at most 1,000,000" in reasons["long_stem"]
+    assert "larger than 1,000,000 characters" in reasons["big_value"]
+    assert [v.params["n"] for v in result.variants if v.question_id == "long_stem"] == []
