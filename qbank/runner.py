@@ -181,7 +181,16 @@ class _Worker:
         """
         line = self._readline(started + job.limits.wall_seconds + WALL_GRACE)
         if line is not None:
-            return _result(json.loads(line))
+            try:
+                return _result(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                # The snippet wrote into the worker's reply channel: this job's reply is lost, and the stream
+                # can no longer be trusted, so the worker is replaced and the jobs after this one run again.
+                self.stop()
+                return RunResult(
+                    failure="the code wrote into the channel qbank reads results from",
+                    seconds=time.monotonic() - started,
+                )
         timed_out = not self.ended
         status = self.stop()
         if timed_out:

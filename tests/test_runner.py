@@ -30,6 +30,11 @@ RUNAWAYS = {
     "segfault": ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
     "kill itself": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "SIGKILL"),
     "endless printing": ("while True:\n    print('x' * 1000)", "printed more than"),
+    "writing into the reply channel": (
+        "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'not a reply\\n')\n"
+        "    except OSError:\n        pass",
+        "wrote into the channel",
+    ),
     "swallowing the limit": (
         "while True:\n    try:\n        pass\n    except Exception:\n        pass",
         "CPU time",
