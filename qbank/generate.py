@@ -87,6 +87,8 @@ class _Plan:
     mistakes: list[tuple[Mistake, Job, str]]  # (mistake, its job, its rendered feedback)
     distractors: list[tuple[str, str]]  # (text, feedback)
     choices: list[Choice]  # static choices
+    #: Mistakes that could not be rendered for these parameters, with where and why: they give no distractor.
+    broken_mistakes: list[tuple[Mistake, str]]
 
 
 def variant_id(bank_id: str, question_id: str, params: Params) -> str:
@@ -162,6 +164,8 @@ def _add_variant(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: i
         failure = results[job.key].failure
         if failure:
             result.mistake_failures.setdefault((plan.question.id, mistake.name), failure)
+    for mistake, reason in plan.broken_mistakes:
+        result.mistake_failures.setdefault((plan.question.id, mistake.name), reason)
     try:
         variant, collisions = _assemble(bank, plan, results, seed)
     except _VariantFailed as exc:
@@ -204,14 +208,24 @@ def _plan(question: Question, params: Params) -> _Plan:
     limits, fast = question.run_limits, question.inference_mode
     job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
     mistakes: list[tuple[Mistake, Job, str]] = []
-    for mistake in question.mistakes:
-        if mistake.when and not evaluate(mistake.when, params):
+    broken: list[tuple[Mistake, str]] = []
+    for index, mistake in enumerate(question.mistakes):
+        # A mistake that cannot be rendered for these parameters costs its distractor, not the variant.
+        where = f"mistakes[{index}].when"
+        try:
+            if mistake.when and not evaluate(mistake.when, params):
+                continue
+            changed = dict(params)
+            for name, source in mistake.params.items():
+                where = f"mistakes[{index}].params.{name}"
+                changed[name] = evaluate(source, params)
+            where = f"mistakes[{index}].code" if mistake.code else "code (with the mistake's parameters)"
+            mistake_code = render(mistake.code or question.code or "", changed)
+            where = f"mistakes[{index}].feedback"
+            feedback = render(mistake.feedback, params) if mistake.feedback else mistake.name
+        except TemplateProblem as exc:
+            broken.append((mistake, f"{where}: {exc}"))
             continue
-        changed = dict(params)
-        for name, source in mistake.params.items():
-            changed[name] = evaluate(source, params)
-        mistake_code = render(mistake.code or question.code or "", changed)
-        feedback = render(mistake.feedback, params) if mistake.feedback else mistake.name
         mistakes.append((mistake, Job(mistake_code, mistake.expression or expression, limits, fast), feedback))
     return _Plan(
         question=question,
@@ -230,6 +244,7 @@ def _plan(question: Question, params: Params) -> _Plan:
             Choice(text=render(c.text, params), correct=c.correct, feedback=render(c.feedback, params))
             for c in question.choices
         ],
+        broken_mistakes=broken,
     )
 
 

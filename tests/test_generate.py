@@ -320,3 +320,34 @@ def test_correct_choice_positions_pass_a_uniformity_test(gru_50: Generation) -> 
     shapes = rows["gru_output_shape"]
     assert sum(shapes.positions.values()) == 50 and shapes.position_p is not None
     assert shapes.position_p >= UNIFORM_P
+
+
+def test_a_mistake_that_fails_for_some_parameters_costs_only_its_distractor(pool: WorkerPool) -> None:
+    bank = qbank.load_bank(
+        {
+            "id": "fragile_mistake",
+            "title": "Fragile mistake",
+            "questions": [
+                {
+                    "id": "q",
+                    "title": "Q",
+                    "category": "Predict Output",
+                    "type": "multiple_choice",
+                    "difficulty": "beginner",
+                    "time_limit": 30,
+                    "stem": "What is printed?",
+                    "code": "print({{ n }} * 3)",
+                    "explanation": "{{ answer }}",
+                    "answer": {"kind": "stdout"},
+                    "params": {"n": {"type": "int", "min": 1, "max": 3}},
+                    "mistakes": [{"name": "Dividing by the wrong thing", "params": {"n": "12 // (n - 2)"}}],
+                    "distractors": [{"text": "`0`"}, {"text": "`-1`"}, {"text": "`-2`"}],
+                }
+            ],
+        }
+    )
+    result = qbank.generate(bank, 3, 0, pool=pool)
+    assert not result.failures
+    assert sorted(v.params["n"] for v in result.variants) == [1, 2, 3]
+    reason = result.mistake_failures[("q", "Dividing by the wrong thing")]
+    assert "mistakes[0].params.n" in reason and "ZeroDivisionError" in reason
