@@ -32,17 +32,17 @@ def builtin_banks() -> dict[str, Path]:
 
 
 def resolve(name: str) -> Path:
-    """A bank named by path or by built-in id."""
+    """A bank named by path or by built-in id (a folder of that name, such as an output folder, does not hide it)."""
     path = Path(name)
+    banks = builtin_banks()
+    if name in banks and not path.is_file():
+        return banks[name]
     if path.suffix == ".toml" or path.exists() or "/" in name or "\\" in name:
         if not path.exists():
             raise BankError("no such file", file=name)
         if path.is_dir():
             raise BankError("is a folder, not a bank file", file=name)
         return path
-    banks = builtin_banks()
-    if name in banks:
-        return banks[name]
     hint = difflib.get_close_matches(name, list(banks), n=1)
     suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
     raise BankError(f"'{name}' is neither a bank file nor a built-in bank (built-in: {', '.join(banks)}){suggestion}")

@@ -26,6 +26,8 @@ from typing import Any, BinaryIO
 MAX_STDOUT = 1_000_000
 #: The most characters a recorded value may take as JSON (a key nobody can read is no key).
 MAX_VALUE = 1_000_000
+#: Integers longer than Python will write as text (its int-to-str limit) cannot be recorded.
+_MAX_INT_BITS = int(sys.get_int_max_str_digits() * math.log2(10)) - 1
 #: How torch's allocator words running out of memory (it raises RuntimeError, not MemoryError).
 _OOM_MESSAGES = ("can't allocate memory", "not enough memory")
 
@@ -120,6 +122,8 @@ _fresh: _Fresh | None = None
 
 def to_json(value: Any, torch: Any) -> Any:
     """A JSON form of a value, so an outcome can be stored, compared and re-checked."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _MAX_INT_BITS:
+        raise TypeError(f"an integer of more than {sys.get_int_max_str_digits():,} digits cannot be recorded")
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

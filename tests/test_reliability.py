@@ -356,3 +356,19 @@ def test_huge_rendered_texts_and_values_cost_only_their_variant(pool) -> None:  
     assert "at most 1,000,000" in reasons["long_stem"]
     assert "larger than 1,000,000 characters" in reasons["big_value"]
     assert [v.params["n"] for v in result.variants if v.question_id == "long_stem"] == []
+
+
+def test_a_folder_named_like_a_built_in_bank_does_not_hide_it(tmp_path: Path) -> None:
+    (tmp_path / "gru_mastery").mkdir()  # e.g. an earlier `--out gru_mastery`
+    done = subprocess.run([QBANK, "validate", "gru_mastery"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_integer_too_long_to_write_is_a_failure_of_its_variant(pool) -> None:  # type: ignore[no-untyped-def]
+    from qbank.runner import Job
+
+    job = Job("x = 10 ** 5000", "x")
+    after = Job("y = 2", "y")
+    results = pool.run([job, after])
+    assert results[job.key].failure is not None and "cannot be recorded" in results[job.key].failure
+    assert results[after.key].value == 2
