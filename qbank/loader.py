@@ -234,7 +234,9 @@ def _explain(exc: ValidationError, data: Any, file: str | None, text: str | None
         if e["type"] == "extra_forbidden"
         for m in difflib.get_close_matches(str(e["loc"][-1]), _all_field_names(), n=1)
     }
-    errors = [e for e in errors if not (e["type"] == "missing" and (e["loc"][:-1], e["loc"][-1]) in typos)]
+    errors = _union_merged(
+        [e for e in errors if not (e["type"] == "missing" and (e["loc"][:-1], e["loc"][-1]) in typos)]
+    )
     first = errors[0]
     question, field = _locate(first["loc"], data)
     if first["type"] == "extra_forbidden":
@@ -254,6 +256,31 @@ def _explain(exc: ValidationError, data: Any, file: str | None, text: str | None
         question = match.group(1) if match else None
     line = _find_line(text, question, field)
     return BankError(reason, file=file, line=line, question=question, field=field or None)
+
+
+#: What Pydantic's tags for the members of a union of scalars mean, in a bank author's words.
+_SCALAR_TAGS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "text"}
+
+
+def _union_merged(errors: list[Any]) -> list[Any]:
+    """One error for a value that matched no member of a union of scalars, instead of one per member, each with
+    the member's tag (`values[0].bool`) in its location."""
+    merged: list[Any] = []
+    for error in errors:
+        loc = error["loc"]
+        # Only a member's type mismatch: `int` is also the tag of an integer parameter, whose own errors stay.
+        if loc and loc[-1] in _SCALAR_TAGS and error["type"].split("_")[0] in ("bool", "int", "float", "string"):
+            kinds = _SCALAR_TAGS[loc[-1]]
+            if merged and merged[-1]["loc"] == loc[:-1] and merged[-1].get("union"):
+                merged[-1]["msg"] += f", {kinds}"
+                continue
+            error = {**error, "loc": loc[:-1], "msg": f"this value must be {kinds}", "union": True}
+        merged.append(error)
+    for error in merged:
+        if error.get("union") and ", " in error["msg"]:
+            head, _, last = error["msg"].rpartition(", ")
+            error["msg"] = f"{head} or {last}"
+    return merged
 
 
 def _locate(loc: tuple[Any, ...], data: Any) -> tuple[str | None, str]:
