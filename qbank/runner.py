@@ -149,6 +149,13 @@ class _Worker:
                 return f"killed by signal {-code}"
         return f"exit code {code}"
 
+    def interrupt(self) -> None:
+        """End the process now, from another thread; the thread reading its replies sees it end."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
     def send(self, jobs: list[Job]) -> bool:
         """Queue jobs on the worker (started if need be); False if it is gone (a read will say how)."""
         self.start()
@@ -308,6 +315,7 @@ class Session:
         self._queued: set[str] = set()  # submitted, not run yet
         self._awaited: set[str] = set()  # what `results` waits for
         self._errors: list[BaseException] = []
+        self._stopping = threading.Event()
         #: Distinct jobs submitted that were not in the cache: the ones this session runs.
         self.to_run = 0
         self._first_submitted: float | None = None
@@ -320,9 +328,15 @@ class Session:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        # Leaving early drops the jobs not sent yet; those a worker holds finish (within their limits), so no
-        # thread of this session talks to a worker once it is over.
+        # Leaving early (an error, Ctrl-C) drops the jobs not sent yet and ends those the workers hold at once:
+        # their results would not be used, and a run of slow snippets must stop in a second, not after them.
+        # The workers are replaced when the pool is used again; no result of an ended job is cached.
+        if kind is not None:
+            self._stopping.set()
         self._feed.close(drop=kind is not None)
+        if kind is not None:
+            for worker in self._pool._workers:
+                worker.interrupt()
         for thread in self._threads:
             thread.join()
         if kind is None and self._errors:
@@ -386,14 +400,14 @@ class Session:
 
     def _serve(self, worker: _Worker) -> None:
         try:
-            _serve(worker, self._feed, self._done)
+            _serve(worker, self._feed, self._done, self._stopping)
         except BaseException as exc:  # raised to the caller by `results` or on leaving the session
             with self._changed:
                 self._errors.append(exc)
                 self._changed.notify_all()
 
 
-def _serve(worker: _Worker, feed: _Feed, done: Callable[[Job, RunResult], None]) -> None:
+def _serve(worker: _Worker, feed: _Feed, done: Callable[[Job, RunResult], None], stopping: threading.Event) -> None:
     """Run batches from the feed on one worker, keeping IN_FLIGHT of them queued on it, until it is closed and empty."""
     backlog: list[Job] = []  # jobs to send again after the worker was replaced
     sent: deque[Job] = deque()  # jobs sent, oldest first, without a reply yet
@@ -423,6 +437,9 @@ def _serve(worker: _Worker, feed: _Feed, done: Callable[[Job, RunResult], None])
             return  # the feed is closed and empty (take waits otherwise)
         job = sent.popleft()
         result = worker.receive(job, started)
+        if stopping.is_set():  # the session was left early: this result is not wanted, nor the jobs after it
+            worker.stop()
+            return
         done(job, result)
         started = time.monotonic()
         if worker.process is None:  # stopped: what it still held goes to its replacement

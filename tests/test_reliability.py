@@ -372,3 +372,38 @@ def test_an_integer_too_long_to_write_is_a_failure_of_its_variant(pool) -> None:
     results = pool.run([job, after])
     assert results[job.key].failure is not None and "cannot be recorded" in results[job.key].failure
     assert results[after.key].value == 2
+
+
+def test_ctrl_c_does_not_wait_for_the_snippets_the_workers_hold(tmp_path: Path) -> None:
+    bank = tmp_path / "slow.toml"
+    bank.write_text(
+        """id = "slow"
+title = "Slow"
+
+[[questions]]
+id = "q"
+title = "Q"
+category = "Predict Output"
+type = "short_answer"
+difficulty = "beginner"
+time_limit = 30
+stem = "What is printed?"
+code = "import time\\ntime.sleep(5)\\nprint({{ n }})"
+explanation = "{{ answer }}"
+answer = { kind = "stdout" }
+
+[questions.params]
+n = { type = "int", min = 1, max = 1000 }
+"""
+    )
+    process = subprocess.Popen(
+        [QBANK, "generate", str(bank), "-n", "40", "-f", "json", "-o", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # snippets of 5 s each are running, more are queued on each worker
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=15)  # the queued snippets alone would take half a minute
+    assert process.returncode == 130 and "interrupted" in stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
