@@ -20,7 +20,7 @@ from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
 from qbank.params import Params, rng_for, sample
 from qbank.runner import Job, RunResult, WorkerPool
-from qbank.templating import TemplateProblem, evaluate, render
+from qbank.templating import TemplateProblem, evaluate, render, time_limit
 from qbank.variant import (
     Choice,
     ChoiceSource,
@@ -32,6 +32,8 @@ from qbank.variant import (
     Variant,
 )
 
+#: The most time the templates of one variant may take to render (a loop in a template must not hang a run).
+RENDER_SECONDS = 10.0
 #: The most variants of one question a run may ask for: more would not fit in memory as Variants anyway.
 MAX_VARIANTS = 1_000_000
 #: Variants assembled per wait for results: few enough that assembly keeps pace with the workers, many
@@ -186,11 +188,19 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
                 f"question '{question.id}': its parameters allow only {len(drawn.params)} distinct "
                 f"variant{'s' if len(drawn.params) != 1 else ''}; {variants} were asked for"
             )
+        too_slow: str | None = None  # once a variant's templates ran out of time, the others would too
         for params in drawn.params:
+            if too_slow is not None:
+                result.failures.append(Failure(bank.id, question.id, seed, params, too_slow))
+                continue
             try:
-                yield _plan(question, params)
+                with time_limit(RENDER_SECONDS, "rendering this variant's templates"):
+                    plan = _plan(question, params)
             except TemplateProblem as exc:
                 result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
+                too_slow = str(exc) if "took longer than" in str(exc) else None
+                continue
+            yield plan
 
 
 def _jobs(plan: _Plan) -> list[Job]:
@@ -338,7 +348,8 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
             accepted = spellings(shown.plain)
     context = {**plan.params, "answer": key_plain}
     try:
-        explanation = render(question.explanation, context)
+        with time_limit(RENDER_SECONDS, "rendering the explanation"):
+            explanation = render(question.explanation, context)
     except TemplateProblem as exc:
         raise _VariantFailed(f"explanation: {exc}") from None
     # Built from values this module made and typed itself: skip re-validation, a third of assembly's time.

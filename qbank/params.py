@@ -10,10 +10,12 @@ from typing import Any
 
 from qbank.errors import BankError
 from qbank.models import Question
-from qbank.templating import TemplateProblem, evaluate
+from qbank.templating import TemplateProblem, evaluate, time_limit
 
 #: Spaces up to this many combinations are enumerated, so the count of valid ones is exact.
 ENUMERATE_LIMIT = 20_000
+#: The most time the constraints of one question may take to sample its parameters (validation included).
+CONSTRAINT_SECONDS = 30.0
 #: Random draws per requested variant before a large space is declared too constrained.
 DRAWS_PER_VARIANT = 200
 
@@ -48,6 +50,14 @@ def satisfies(question: Question, params: Params) -> bool:
 
 def sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
     """Up to `count` distinct parameter sets that satisfy every constraint, chosen by `seed`."""
+    try:
+        with time_limit(CONSTRAINT_SECONDS, "evaluating the constraints"):
+            return _sample(question, count, seed, bank_id)
+    except TemplateProblem as exc:
+        raise BankError(str(exc), question=question.id, field="constraints") from None
+
+
+def _sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
     rng = rng_for(seed, bank_id, question.id)
     names = list(question.params)
     specs = [question.params[name] for name in names]

@@ -6,7 +6,10 @@ defined (StrictUndefined), so a typo in a template is an error rather than an em
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +37,33 @@ class TemplateProblem(Exception):
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.line = line
+
+
+class _TooSlow(BaseException):
+    """Raised by the timer inside a render that passed its time; a BaseException so no `except Exception` in
+    Jinja or in a template's filters can swallow it."""
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _TooSlow
+
+
+@contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Stop the block with a TemplateProblem once it has taken `seconds`: a loop in a template or a constraint
+    must not hang a run. Uses the main thread's real-time timer; elsewhere the block runs without a limit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _TooSlow:
+        raise TemplateProblem(f"{what} took longer than {seconds:g} s (a loop that runs too long?)") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @lru_cache(maxsize=4096)

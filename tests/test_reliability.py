@@ -407,3 +407,41 @@ n = { type = "int", min = 1, max = 1000 }
     _, stderr = process.communicate(timeout=15)  # the queued snippets alone would take half a minute
     assert process.returncode == 130 and "interrupted" in stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_template_loop_or_a_slow_constraint_is_stopped_with_a_message(
+    pool,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    import importlib
+
+    from qbank import params as sampling
+
+    generation = importlib.import_module("qbank.generate")  # the module, not the function qbank exports
+    monkeypatch.setattr(generation, "RENDER_SECONDS", 1.0)
+    monkeypatch.setattr(sampling, "CONSTRAINT_SECONDS", 1.0)
+    common = {"category": "Conceptual", "difficulty": "beginner", "time_limit": 30, "type": "true_false"}
+    looping = {
+        **common,
+        "id": "looping",
+        "title": "Looping",
+        "stem": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}Is {{ n }} odd?",
+        "explanation": "Because.",
+        "answer": {"value": True},
+        "params": {"n": {"type": "int", "min": 1, "max": 9}},
+    }
+    started = time.monotonic()
+    result = qbank.generate(qbank.load_bank({"id": "loop", "title": "Loop", "questions": [looping]}), 5, 0, pool=pool)
+    assert len(result.failures) == 5 and not result.variants
+    assert all("took longer than 1 s" in f.reason for f in result.failures)
+    assert time.monotonic() - started < 20  # the first variant's time, not five times it
+
+    slow = {
+        **looping,
+        "id": "slow",
+        "stem": "Is {{ n }} odd?",
+        "params": {"n": {"type": "int", "min": 1, "max": 10000}},
+        "constraints": ["(range(100000) | sum) > n"],
+    }
+    with pytest.raises(QbankError, match=r"constraints.*took longer than 1 s"):
+        qbank.load_bank({"id": "slow", "title": "Slow", "questions": [slow]})
