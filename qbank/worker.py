@@ -222,6 +222,37 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
     return result
 
 
+def _adopt_orphans() -> bool:
+    """Make processes a snippet leaves behind (even after `setsid` and a double fork) children of this worker
+    (Linux's child subreaper), so that `_end_leftovers` finds them; False where that is not available."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(36, 1, 0, 0, 0) == 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _end_leftovers() -> None:
+    """End every process a snippet started that is still running once the snippet is over."""
+    listing = f"/proc/self/task/{os.getpid()}/children"
+    for _ in range(100):  # ending one may hand its own children over to us: look again
+        try:
+            with open(listing) as children:
+                pids = [int(pid) for pid in children.read().split()]
+        except OSError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
 def _virtual_memory() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -246,6 +277,7 @@ def main() -> None:
     signal.signal(signal.SIGALRM, _on_wall_limit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     base_memory = _virtual_memory()
+    adopting = _adopt_orphans()
     proto_out.write(b'{"ready": true}\n')
     proto_out.flush()
     for line in proto_in:
@@ -256,6 +288,8 @@ def main() -> None:
             except LimitExceeded as exc:  # a timer fired as the job ended, before its limits were lifted
                 _lift_limits(torch)
                 reply = {"stdout": "", "error": None, "failure": str(exc), "seconds": 0.0}
+            if adopting:
+                _end_leftovers()
             proto_out.write(json.dumps(reply).encode() + b"\n")
             proto_out.flush()
 

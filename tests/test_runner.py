@@ -147,3 +147,36 @@ def test_a_snippet_that_removes_its_folder_costs_only_itself(pool: WorkerPool) -
     results = pool.run([remover, after])
     assert results[remover.key].stdout == "1\n"
     assert results[after.key].stdout == "True\n"
+
+
+def test_a_snippet_that_daemonizes_leaves_nothing_running(pool: WorkerPool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import time
+
+    marker = tmp_path / "daemon.pid"
+    code = f"""
+import os, time
+child = os.fork()
+if child == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open({str(marker)!r}, "w") as out:
+            out.write(str(os.getpid()))
+        time.sleep(120)
+    os._exit(0)
+os.waitpid(child, 0)
+while not os.path.exists({str(marker)!r}):
+    time.sleep(0.01)
+print("started a daemon")
+"""
+    job = Job(code, limits=FAST)
+    assert pool.run([job])[job.key].stdout == "started a daemon\n"
+    daemon = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(daemon, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the daemon {daemon} is still running")
