@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -57,3 +59,34 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def question(**fields: Any) -> dict[str, Any]:
+    """A question as bank data, with the fields a test does not care about filled in."""
+    defaults = {
+        "title": str(fields.get("id", "q")).replace("_", " ").capitalize(),
+        "category": "Predict Output",
+        "difficulty": "beginner",
+        "time_limit": 30,
+        "stem": "What happens?",
+        "explanation": "{{ answer }}",
+    }
+    return {**defaults, **fields}
+
+
+def bank_of(*questions: dict[str, Any], bank_id: str = "test") -> qbank.Bank:
+    """A bank made of `question(...)`s, validated as a bank file would be."""
+    return qbank.load_bank({"id": bank_id, "title": bank_id.capitalize(), "questions": list(questions)})
+
+
+def printing_bank_file(folder: Path, code: str) -> Path:
+    """A bank file with one short-answer question whose code (a template over `n`, 1 to 1000) prints the key."""
+    path = folder / "printing.toml"
+    path.write_text(
+        'id = "printing"\ntitle = "Printing"\n\n[[questions]]\nid = "q"\ntitle = "Q"\ncategory = "Predict Output"\n'
+        'type = "short_answer"\ndifficulty = "beginner"\ntime_limit = 30\nstem = "What is printed?"\n'
+        f"code = {json.dumps(code)}\n"
+        'explanation = "{{ answer }}"\nanswer = { kind = "stdout" }\n\n[questions.params]\n'
+        'n = { type = "int", min = 1, max = 1000 }\n'
+    )
+    return path

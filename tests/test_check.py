@@ -8,6 +8,8 @@ import qbank
 from qbank.check import check
 from qbank.runner import WorkerPool
 
+from .conftest import bank_of, question
+
 MATMUL = """
 import torch
 w = torch.ones(1, 2, requires_grad=True)
@@ -113,22 +115,16 @@ def _bank() -> qbank.Bank:
     for qid, (code, answer, qtype, _) in CASES.items():
         param = "size" if "{{ size }}" in code else "k"
         questions.append(
-            {
-                "id": qid,
-                "title": qid,
-                "category": "Predict Output",
-                "type": qtype,
-                "difficulty": "beginner",
-                "time_limit": 60,
-                "stem": "What happens?",
-                "code": code,
-                "explanation": "It is {{ answer }}.",
-                "answer": answer,
-                "params": {param: {"type": "int", "min": 30 if param == "size" else 3, "max": 40}},
-                "constraints": ["k != 20"] if param == "k" else [],
-            }
+            question(
+                id=qid,
+                type=qtype,
+                code=code,
+                answer=answer,
+                params={param: {"type": "int", "min": 30 if param == "size" else 3, "max": 40}},
+                constraints=["k != 20"] if param == "k" else [],
+            )
         )
-    return qbank.load_bank({"id": "claims", "title": "Claims", "questions": questions})
+    return bank_of(*questions, bank_id="claims")
 
 
 def test_check_agrees_with_torch_by_meaning(pool: WorkerPool) -> None:

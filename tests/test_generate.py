@@ -15,6 +15,7 @@ from qbank.generate import Generation
 from qbank.runner import WorkerPool
 from qbank.variant import ErrorOutcome, StdoutOutcome, ValueOutcome
 
+from . import conftest
 from .conftest import run_cli
 
 # Re-runs snippets in a fresh interpreter without qbank: the way anyone can check an export.
@@ -323,28 +324,16 @@ def test_correct_choice_positions_pass_a_uniformity_test(gru_50: Generation) -> 
 
 
 def test_a_mistake_that_fails_for_some_parameters_costs_only_its_distractor(pool: WorkerPool) -> None:
-    bank = qbank.load_bank(
-        {
-            "id": "fragile_mistake",
-            "title": "Fragile mistake",
-            "questions": [
-                {
-                    "id": "q",
-                    "title": "Q",
-                    "category": "Predict Output",
-                    "type": "multiple_choice",
-                    "difficulty": "beginner",
-                    "time_limit": 30,
-                    "stem": "What is printed?",
-                    "code": "print({{ n }} * 3)",
-                    "explanation": "{{ answer }}",
-                    "answer": {"kind": "stdout"},
-                    "params": {"n": {"type": "int", "min": 1, "max": 3}},
-                    "mistakes": [{"name": "Dividing by the wrong thing", "params": {"n": "12 // (n - 2)"}}],
-                    "distractors": [{"text": "`0`"}, {"text": "`-1`"}, {"text": "`-2`"}],
-                }
-            ],
-        }
+    bank = conftest.bank_of(
+        conftest.question(
+            id="q",
+            type="multiple_choice",
+            code="print({{ n }} * 3)",
+            answer={"kind": "stdout"},
+            params={"n": {"type": "int", "min": 1, "max": 3}},
+            mistakes=[{"name": "Dividing by the wrong thing", "params": {"n": "12 // (n - 2)"}}],
+            distractors=[{"text": "`0`"}, {"text": "`-1`"}, {"text": "`-2`"}],
+        )
     )
     result = qbank.generate(bank, 3, 0, pool=pool)
     assert not result.failures

@@ -16,6 +16,8 @@ from qbank.generate import Generation
 from qbank.runner import WorkerPool
 from qbank.variant import Variant
 
+from .conftest import bank_of, question
+
 BUILT_IN = ["gru_mastery", "recurrent_layers", "conv_pooling", "attention", "losses"]
 
 
@@ -75,12 +77,12 @@ def test_no_option_feedback_states_the_key_in_moodle_qti_and_gift(built_in: list
         qbank.export(result, ["moodle", "qti", "gift"], folder)
         parser = etree.XMLParser(strip_cdata=False)
         moodle = etree.fromstring((folder / f"{result.bank.id}.moodle.xml").read_bytes(), parser)
-        for question in moodle.iter("question"):
-            if question.get("type") != "multichoice":
+        for item in moodle.iter("question"):
+            if item.get("type") != "multichoice":
                 continue
             options = [
                 (a.get("fraction"), text_of(a.findtext("text") or ""), text_of(a.findtext("feedback/text") or ""))
-                for a in question.iter("answer")
+                for a in item.iter("answer")
             ]
             keys = [text for fraction, text, _ in options if fraction == "100" and len(text) > 3]
             for fraction, _, feedback in options:
@@ -112,21 +114,17 @@ def test_no_option_feedback_states_the_key_in_moodle_qti_and_gift(built_in: list
     assert checked > 100  # wrong options with feedback were found in the QTI files
 
 
-def _choice_bank(choices: list[dict[str, object]], **extra: object) -> qbank.Bank:
-    question = {
-        "id": "q",
-        "title": "Q",
-        "category": "Conceptual",
-        "type": "multiple_choice",
-        "difficulty": "beginner",
-        "time_limit": 60,
-        "stem": "Pick one.",
-        "explanation": "Because.",
-        "params": {"a": {"type": "int", "min": 1, "max": 2}},
-        "choices": choices,
-        **extra,
-    }
-    return qbank.load_bank({"id": "static", "title": "Static", "questions": [question]})
+def _choice_bank(choices: list[dict[str, object]]) -> qbank.Bank:
+    return bank_of(
+        question(
+            id="q",
+            category="Conceptual",
+            type="multiple_choice",
+            stem="Pick one.",
+            params={"a": {"type": "int", "min": 1, "max": 2}},
+            choices=choices,
+        )
+    )
 
 
 def test_a_wrong_static_choice_that_means_the_right_one_fails_its_variant(pool: WorkerPool) -> None:
@@ -150,57 +148,40 @@ def test_wrong_static_choices_that_mean_the_same_are_one_option(pool: WorkerPool
     assert counts == {1: 3, 2: 4}
 
 
-ERROR_BANK = {
-    "id": "errs",
-    "title": "Errors",
-    "questions": [
-        {
-            "id": "mm",
-            "title": "Multiply",
-            "category": "Debug",
-            "type": "multiple_choice",
-            "difficulty": "beginner",
-            "time_limit": 60,
-            "stem": "What happens?",
-            "code": "import torch\ntorch.randn(2, {{ k }}) @ torch.randn(2, {{ k }})\n",
-            "explanation": "It raises {{ answer }}.",
-            "params": {"k": {"type": "int", "min": 3, "max": 4}},
-            "answer": {"kind": "error"},
-            "distractors": [
-                # The start of the real message, and the bare type: both mean the key.
-                {"text": "`RuntimeError: mat1 and mat2 shapes cannot be multiplied`"},
-                {"text": "RuntimeError"},
-                {"text": "`ValueError: shapes do not match`"},
-                {"text": "`TypeError: unsupported operand`", "when": "k == 4"},
-                {"text": "`IndexError: out of range`"},
-            ],
-        },
-        {
-            "id": "values",
-            "title": "Values",
-            "category": "Predict Output",
-            "type": "multiple_choice",
-            "difficulty": "beginner",
-            "time_limit": 60,
-            "stem": "What is printed?",
-            "code": "import torch\nprint(torch.full((2, 3), -1.0) * {{ k }})\n",
-            "explanation": "It prints {{ answer }}.",
-            "params": {"k": {"type": "int", "min": 1, "max": 1}},
-            "answer": {"kind": "stdout"},
-            "distractors": [
-                {"text": "`[[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]`"},
-                {"text": "`tensor([[-1., -1., -1.], ...])`"},
-                {"text": "`tensor([[1., 1., 1.], [1., 1., 1.]])`"},
-                {"text": "`tensor([-1., -1., -1.])`"},
-                {"text": "`tensor([[-2., -2., -2.], [-2., -2., -2.]])`"},
-            ],
-        },
+MATMUL_ERROR = question(
+    id="mm",
+    category="Debug",
+    type="multiple_choice",
+    code="import torch\ntorch.randn(2, {{ k }}) @ torch.randn(2, {{ k }})\n",
+    params={"k": {"type": "int", "min": 3, "max": 4}},
+    answer={"kind": "error"},
+    distractors=[
+        # The start of the real message, and the bare type: both mean the key.
+        {"text": "`RuntimeError: mat1 and mat2 shapes cannot be multiplied`"},
+        {"text": "RuntimeError"},
+        {"text": "`ValueError: shapes do not match`"},
+        {"text": "`TypeError: unsupported operand`", "when": "k == 4"},
+        {"text": "`IndexError: out of range`"},
     ],
-}
+)
+PRINTED_VALUES = question(
+    id="values",
+    type="multiple_choice",
+    code="import torch\nprint(torch.full((2, 3), -1.0) * {{ k }})\n",
+    params={"k": {"type": "int", "min": 1, "max": 1}},
+    answer={"kind": "stdout"},
+    distractors=[
+        {"text": "`[[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]`"},
+        {"text": "`tensor([[-1., -1., -1.], ...])`"},
+        {"text": "`tensor([[1., 1., 1.], [1., 1., 1.]])`"},
+        {"text": "`tensor([-1., -1., -1.])`"},
+        {"text": "`tensor([[-2., -2., -2.], [-2., -2., -2.]])`"},
+    ],
+)
 
 
 def test_bank_distractors_that_mean_the_key_are_dropped_and_counted(pool: WorkerPool) -> None:
-    result = qbank.generate(qbank.load_bank(ERROR_BANK), 2, 0, pool=pool)
+    result = qbank.generate(bank_of(MATMUL_ERROR, PRINTED_VALUES), 2, 0, pool=pool)
     assert not result.failures, result.failures
     for variant in result.variants:
         texts = [display.plain_of(c.text) for c in variant.choices]
@@ -230,36 +211,26 @@ def test_typed_shape_answers_accept_compact_and_spaced_spellings(built_in: list[
 def test_stress_warns_of_a_key_that_never_changes_and_of_options_easy_to_rule_out(pool: WorkerPool) -> None:
     from qbank.stress import summarize, warnings
 
-    common = {"category": "Conceptual", "difficulty": "beginner", "time_limit": 60, "explanation": "{{ answer }}."}
-    bank = qbank.load_bank(
-        {
-            "id": "weak",
-            "title": "Weak",
-            "questions": [
-                {
-                    **common,
-                    "id": "always_true",
-                    "title": "Always true",
-                    "type": "true_false",
-                    "stem": "Is {{ n }} positive?",
-                    "code": "n = {{ n }}",
-                    "answer": {"kind": "value", "expression": "n > 0"},
-                    "params": {"n": {"type": "int", "min": 1, "max": 9}},
-                },
-                {
-                    **common,
-                    "id": "odd_option",
-                    "title": "Odd option",
-                    "type": "multiple_choice",
-                    "stem": "What is printed?",
-                    "code": "print({{ n }})",
-                    "answer": {"kind": "stdout"},
-                    "params": {"n": {"type": "int", "min": 1, "max": 9}},
-                    "distractors": [{"text": "`777`"}],
-                    "num_choices": 2,
-                },
-            ],
-        }
+    n = {"n": {"type": "int", "min": 1, "max": 9}}
+    bank = bank_of(
+        question(
+            id="always_true",
+            type="true_false",
+            stem="Is {{ n }} positive?",
+            code="n = {{ n }}",
+            answer={"kind": "value", "expression": "n > 0"},
+            params=n,
+        ),
+        question(
+            id="odd_option",
+            type="multiple_choice",
+            stem="What is printed?",
+            code="print({{ n }})",
+            answer={"kind": "stdout"},
+            params=n,
+            distractors=[{"text": "`777`"}],
+            num_choices=2,
+        ),
     )
     result = qbank.generate(bank, 5, 0, pool=pool)
     found = warnings(bank, summarize(bank, result))
@@ -273,12 +244,13 @@ def test_stress_warns_of_a_key_that_never_changes_and_of_options_easy_to_rule_ou
 def test_errors_show_as_their_type_first_sentence_or_full_message(
     show: str, expected: str | None, pool: WorkerPool
 ) -> None:
-    data = {**ERROR_BANK, "questions": [dict(ERROR_BANK["questions"][0])]}  # type: ignore[index]
-    question = data["questions"][0]
-    question["code"] = "import torch\ntorch.nn.GRU({{ k }}, 8)(torch.randn(5, 3, {{ k }} + 1))\n"
-    question["answer"] = {"kind": "error", "show": show}
-    question["distractors"] = question["distractors"][2:]
-    result = qbank.generate(qbank.load_bank(data), 1, 0, pool=pool)
+    gru = {
+        **MATMUL_ERROR,
+        "code": "import torch\ntorch.nn.GRU({{ k }}, 8)(torch.randn(5, 3, {{ k }} + 1))\n",
+        "answer": {"kind": "error", "show": show},
+        "distractors": MATMUL_ERROR["distractors"][2:],
+    }
+    result = qbank.generate(bank_of(gru), 1, 0, pool=pool)
     (variant,) = result.variants
     assert variant.outcome is not None and variant.outcome.error is not None
     message = variant.outcome.error.message

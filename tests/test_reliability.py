@@ -22,7 +22,7 @@ from qbank.generate import Generation
 from qbank.variant import BankInfo
 from qbank.writing import render_all
 
-from .conftest import FIXTURES, QBANK, run_cli
+from .conftest import FIXTURES, QBANK, bank_of, printing_bank_file, question, run_cli
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 
@@ -225,27 +225,17 @@ def test_a_fixture_that_allows_few_variants_exports_what_exists(tmp_path: Path) 
 
 
 def test_huge_integer_ranges_are_counted_and_drawn_without_being_listed(pool) -> None:  # type: ignore[no-untyped-def]
-    bank = qbank.load_bank(
-        {
-            "id": "huge",
-            "title": "Huge",
-            "questions": [
-                {
-                    "id": "q",
-                    "title": "Q",
-                    "category": "Metrics",
-                    "type": "numeric",
-                    "difficulty": "beginner",
-                    "time_limit": 30,
-                    "stem": "What is {{ n }} % 7?",
-                    "code": "n = {{ n }}",
-                    "explanation": "{{ answer }}.",
-                    "answer": {"kind": "value", "expression": "n % 7"},
-                    "params": {"n": {"type": "int", "min": 0, "max": 10**30, "step": 3}},
-                    "constraints": ["n % 2 == 0"],
-                }
-            ],
-        }
+    bank = bank_of(
+        question(
+            id="q",
+            category="Metrics",
+            type="numeric",
+            stem="What is {{ n }} % 7?",
+            code="n = {{ n }}",
+            answer={"kind": "value", "expression": "n % 7"},
+            params={"n": {"type": "int", "min": 0, "max": 10**30, "step": 3}},
+            constraints=["n % 2 == 0"],
+        )
     )
     result = qbank.generate(bank, 5, 1, pool=pool)
     assert not result.failures
@@ -255,33 +245,11 @@ def test_huge_integer_ranges_are_counted_and_drawn_without_being_listed(pool) ->
 
 
 def test_printed_lone_surrogates_reach_every_format_as_replacement_characters(tmp_path: Path) -> None:
-    bank = tmp_path / "surrogate.toml"
-    bank.write_text(
-        """id = "surrogate"
-title = "Surrogate"
-
-[[questions]]
-id = "q"
-title = "Q"
-category = "Predict Output"
-type = "multiple_choice"
-difficulty = "beginner"
-time_limit = 30
-stem = "What is printed?"
-code = "print('a' + chr(0xD800) + 'b', {{ n }})"
-explanation = "{{ answer }}"
-answer = { kind = "stdout" }
-num_choices = 2
-distractors = [{ text = "nothing" }]
-
-[questions.params]
-n = { type = "int", min = 1, max = 3 }
-"""
-    )
+    bank = printing_bank_file(tmp_path, "print('a' + chr(0xD800) + 'b', {{ n }})")
     done = run_cli("generate", bank, "-n", 2, "-f", "all", "-o", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    data = json.loads((tmp_path / "out" / "surrogate.json").read_text())
+    data = json.loads((tmp_path / "out" / "printing.json").read_text())
     assert all(v["outcome"]["stdout"].startswith("a\ufffdb ") for v in data["variants"])
 
 
@@ -318,38 +286,23 @@ def test_two_runs_writing_one_folder_at_once_both_finish_whole(tmp_path: Path) -
 
 
 def test_huge_rendered_texts_and_values_cost_only_their_variant(pool) -> None:  # type: ignore[no-untyped-def]
-    common = {
-        "category": "Predict Output",
-        "difficulty": "beginner",
-        "time_limit": 30,
-        "explanation": "{{ answer }}",
-        "params": {"n": {"type": "int", "min": 1, "max": 2}},
-    }
-    bank = qbank.load_bank(
-        {
-            "id": "big",
-            "title": "Big",
-            "questions": [
-                {
-                    **common,
-                    "id": "long_stem",
-                    "title": "Long stem",
-                    "type": "short_answer",
-                    "stem": "{% for i in range(100000) %}{% for j in range(n * 10) %}xx{% endfor %}{% endfor %}",
-                    "code": "print({{ n }})",
-                    "answer": {"kind": "stdout"},
-                },
-                {
-                    **common,
-                    "id": "big_value",
-                    "title": "Big value",
-                    "type": "short_answer",
-                    "stem": "How long?",
-                    "code": "x = list(range({{ n }} * 400_000))",
-                    "answer": {"kind": "value", "expression": "x"},
-                },
-            ],
-        }
+    n = {"n": {"type": "int", "min": 1, "max": 2}}
+    bank = bank_of(
+        question(
+            id="long_stem",
+            type="short_answer",
+            stem="{% for i in range(100000) %}{% for j in range(n * 10) %}xx{% endfor %}{% endfor %}",
+            code="print({{ n }})",
+            answer={"kind": "stdout"},
+            params=n,
+        ),
+        question(
+            id="big_value",
+            type="short_answer",
+            code="x = list(range({{ n }} * 400_000))",
+            answer={"kind": "value", "expression": "x"},
+            params=n,
+        ),
     )
     result = qbank.generate(bank, 2, 0, pool=pool)
     reasons = {f.question_id: f.reason for f in result.failures}
@@ -375,27 +328,7 @@ def test_an_integer_too_long_to_write_is_a_failure_of_its_variant(pool) -> None:
 
 
 def test_ctrl_c_does_not_wait_for_the_snippets_the_workers_hold(tmp_path: Path) -> None:
-    bank = tmp_path / "slow.toml"
-    bank.write_text(
-        """id = "slow"
-title = "Slow"
-
-[[questions]]
-id = "q"
-title = "Q"
-category = "Predict Output"
-type = "short_answer"
-difficulty = "beginner"
-time_limit = 30
-stem = "What is printed?"
-code = "import time\\ntime.sleep(5)\\nprint({{ n }})"
-explanation = "{{ answer }}"
-answer = { kind = "stdout" }
-
-[questions.params]
-n = { type = "int", min = 1, max = 1000 }
-"""
-    )
+    bank = printing_bank_file(tmp_path, "import time\ntime.sleep(5)\nprint({{ n }})")
     process = subprocess.Popen(
         [QBANK, "generate", str(bank), "-n", "40", "-f", "json", "-o", str(tmp_path / "out")],
         stdout=subprocess.PIPE,
@@ -420,28 +353,25 @@ def test_a_template_loop_or_a_slow_constraint_is_stopped_with_a_message(
     generation = importlib.import_module("qbank.generate")  # the module, not the function qbank exports
     monkeypatch.setattr(generation, "RENDER_SECONDS", 1.0)
     monkeypatch.setattr(sampling, "CONSTRAINT_SECONDS", 1.0)
-    common = {"category": "Conceptual", "difficulty": "beginner", "time_limit": 30, "type": "true_false"}
-    looping = {
-        **common,
-        "id": "looping",
-        "title": "Looping",
-        "stem": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}Is {{ n }} odd?",
-        "explanation": "Because.",
-        "answer": {"value": True},
-        "params": {"n": {"type": "int", "min": 1, "max": 9}},
-    }
+    looping = question(
+        id="looping",
+        category="Conceptual",
+        type="true_false",
+        stem="{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}Is {{ n }} odd?",
+        answer={"value": True},
+        params={"n": {"type": "int", "min": 1, "max": 9}},
+    )
     started = time.monotonic()
-    result = qbank.generate(qbank.load_bank({"id": "loop", "title": "Loop", "questions": [looping]}), 5, 0, pool=pool)
+    result = qbank.generate(bank_of(looping), 5, 0, pool=pool)
     assert len(result.failures) == 5 and not result.variants
     assert all("took longer than 1 s" in f.reason for f in result.failures)
     assert time.monotonic() - started < 20  # the first variant's time, not five times it
 
     slow = {
         **looping,
-        "id": "slow",
         "stem": "Is {{ n }} odd?",
         "params": {"n": {"type": "int", "min": 1, "max": 10000}},
         "constraints": ["(range(100000) | sum) > n"],
     }
     with pytest.raises(QbankError, match=r"constraints.*took longer than 1 s"):
-        qbank.load_bank({"id": "slow", "title": "Slow", "questions": [slow]})
+        bank_of(slow)
