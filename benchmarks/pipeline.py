@@ -240,7 +240,11 @@ def process_comparison(sizes: list[int]) -> None:
     measured = {"qbank": qbank_times}
     missing = r_exams_missing()
     if missing is None:
-        measured["R/exams"] = [r_exams_process(n) for n in sizes]
+        try:
+            measured["R/exams"] = [r_exams_process(n) for n in sizes]
+        except subprocess.CalledProcessError as exc:
+            last = (exc.stderr or "").strip().splitlines()[-1:] or ["no message"]
+            missing = f"exams2moodle failed: {last[0]}"
     for name, (first, second) in measured.items():
         marginal = (second - first) / (large - small)
         rows.append([name, f"{first:.2f}", f"{second:.2f}", f"{1000 * second / large:.2f}", f"{1000 * marginal:.3f}"])
