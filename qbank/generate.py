@@ -20,7 +20,7 @@ from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
 from qbank.params import Params, rng_for, sample
 from qbank.runner import Job, RunResult, WorkerPool
-from qbank.templating import TemplateProblem, evaluate, render, time_limit
+from qbank.templating import TemplateProblem, evaluate, render, render_code, time_limit
 from qbank.variant import (
     Choice,
     ChoiceSource,
@@ -213,7 +213,7 @@ class _VariantFailed(Exception):
 
 def _plan(question: Question, params: Params) -> _Plan:
     stem = render(question.stem, params)
-    code = render(question.code, params) if question.code else None
+    code = render_code(question.code, params) if question.code else None
     expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
     limits, fast = question.run_limits, question.inference_mode
     job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
@@ -230,7 +230,7 @@ def _plan(question: Question, params: Params) -> _Plan:
                 where = f"mistakes[{index}].params.{name}"
                 changed[name] = evaluate(source, params)
             where = f"mistakes[{index}].code" if mistake.code else "code (with the mistake's parameters)"
-            mistake_code = render(mistake.code or question.code or "", changed)
+            mistake_code = render_code(mistake.code or question.code or "", changed)
             where = f"mistakes[{index}].feedback"
             feedback = render(mistake.feedback, params) if mistake.feedback else mistake.name
         except TemplateProblem as exc:

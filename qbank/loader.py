@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from qbank import answers, models
 from qbank.errors import BankError
 from qbank.params import sample
+from qbank.precheck import precheck
 from qbank.templating import TemplateProblem, unknown_names
 
 MAX_BANK_BYTES = 5 * 1024 * 1024
@@ -103,6 +104,7 @@ def validate_data(data: dict[str, Any], *, file: str | None, text: str | None) -
         check_templates(bank)
         for question in bank.questions:
             sample(question, 1, 0, bank.id)  # constraints that no parameter values satisfy
+            precheck(question, bank.id)  # rendered code that is not Python, names an expression cannot see
     except BankError as exc:
         line = exc.line or _find_line(text, exc.question, exc.field)
         raise BankError(exc.reason, file=file, line=line, question=exc.question, field=exc.field) from None

@@ -6,6 +6,7 @@ defined (StrictUndefined), so a typo in a template is an error rather than an em
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -110,6 +111,32 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     if len(text) > MAX_RENDERED:
         raise TemplateProblem(f"the template renders to {len(text):,} characters; at most {MAX_RENDERED:,} are kept")
     return text
+
+
+_BLOCK_TAG = re.compile(r"\{%([-+]?)(.*?)([-+]?)%\}", re.S)
+
+
+@lru_cache(maxsize=4096)
+def code_template(source: str) -> str:
+    """A code template whose block tags keep the lines a reader sees.
+
+    A line that holds only block tags (`{% if flag %}`, indented or not) disappears whole, as in text templates. A
+    block tag inside a line of code keeps what is around it: the indentation before it and the line break after it
+    (Jinja's `{%+` and `+%}`), so `x = 1{% if a %} + 2{% endif %}` stays one line and the next line stays the next.
+    """
+    lines = source.split("\n")
+    for index, line in enumerate(lines):
+        if "{%" not in line or not _BLOCK_TAG.sub("", line).strip():
+            continue
+        lines[index] = _BLOCK_TAG.sub(
+            lambda tag: "{%" + (tag.group(1) or "+") + tag.group(2) + (tag.group(3) or "+") + "%}", line
+        )
+    return "\n".join(lines)
+
+
+def render_code(source: str, context: Mapping[str, Any]) -> str:
+    """Render a code template (see `code_template`)."""
+    return render(code_template(source), context)
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
