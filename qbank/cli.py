@@ -6,7 +6,9 @@ Exit codes: 0 success; 1 the input was wrong (bad bank, failed variants, failed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -91,9 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qbank {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("list", help="list the built-in banks")
-    commands.add_parser("formats", help="list the export formats")
-    commands.add_parser("schema", help="print the JSON Schema of the bank format")
+    for name, about in (
+        ("list", "list the built-in banks: id, number of questions, title"),
+        ("formats", "list the export formats and where each is imported"),
+        ("schema", "print the JSON Schema of the bank format (for editors that complete and check TOML)"),
+    ):
+        commands.add_parser(name, help=about, description=about[0].upper() + about[1:] + ".")
 
     validate = commands.add_parser("validate", help="check bank files without running any code")
     validate.add_argument("banks", nargs="+", metavar="BANK", help="a bank file or built-in id")
@@ -121,12 +126,22 @@ def _parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="make variants and export them")
     add_run_options(gen, 1)
-    gen.add_argument("--format", "-f", type=_format_list, default=["json"], help="comma-separated, or all")
+    gen.add_argument(
+        "--format",
+        "-f",
+        type=_format_list,
+        default=["json"],
+        help="comma-separated formats, or all (default json; see `qbank formats`)",
+    )
     gen.add_argument("--out", "-o", type=Path, required=True, help="output folder (made if missing)")
     gen.add_argument(
         "--strict", action="store_true", help="fail when a question allows fewer distinct variants than asked"
     )
     return parser
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 class _Terminated(KeyboardInterrupt):
@@ -143,7 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_terminate)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, where a reader that went away can still be answered quietly
+        return code
+    except BrokenPipeError:
+        # The reader went away (`qbank schema | head -1`): nothing more to say, and no one to say it to.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except QbankError as exc:
         print(f"qbank: error: {exc}", file=sys.stderr)
         return 1
@@ -161,7 +183,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "list":
         for bank_id, path in builtin_banks().items():
             bank = load_bank(path)
-            print(f"{bank_id:<24} {len(bank.questions):>3} questions  {bank.title}")
+            print(f"{bank_id:<24} {_count(len(bank.questions), 'question'):>13}  {bank.title}")
         return 0
     if command == "formats":
         for name, cls in formats().items():
@@ -190,7 +212,7 @@ def _validate(names: list[str]) -> int:
             print(f"qbank: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        print(f"ok: {name} ({bank.id}: {len(bank.questions)} questions)")
+        print(f"ok: {name} ({bank.id}: {_count(len(bank.questions), 'question')})")
     return 1 if failed else 0
 
 
@@ -217,7 +239,7 @@ def _generate(args: argparse.Namespace) -> int:
         status.note(f"writing {len(result.variants)} variants as {', '.join(args.format)} …")
         written = export_files(args.format, BankInfo.of(bank), result.variants, args.seed, args.out, jobs=args.jobs)
     print(
-        f"{len(result.variants)} variants of {len(bank.questions)} questions "
+        f"{_count(len(result.variants), 'variant')} of {_count(len(bank.questions), 'question')} "
         f"({result.runs} snippets run, {result.cache_hits} reused) → " + ", ".join(str(path) for path in written)
     )
     if result.failures:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES, run_cli
+from .conftest import FIXTURES, QBANK, run_cli
 
 
 def test_list_shows_the_built_in_banks() -> None:
@@ -139,3 +141,23 @@ def test_progress_note_is_shown_then_cleared_only_on_a_terminal() -> None:
     assert shown.getvalue().startswith("\rwriting 3 variants as json …")
     assert shown.getvalue().endswith("\r" + " " * 80 + "\r")
     assert hidden.getvalue() == ""
+
+
+def test_a_reader_that_stops_early_gets_no_error_message() -> None:
+    # `qbank schema | head -1`: the reader leaves after one line; qbank must not complain on stderr.
+    process = subprocess.Popen([QBANK, "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    # A pipe smaller than the schema (set before qbank has imported anything), so qbank is still writing.
+    fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+    process.stdout.readline()
+    process.stdout.close()
+    assert process.stderr.read() == b""
+    assert process.wait(timeout=60) in (0, 141)
+
+
+def test_counts_are_spelled_for_one_and_many(tmp_path: Path) -> None:
+    done = run_cli("generate", "gru_mastery", "-n", 1, "-q", "gru_output_shape", "-o", tmp_path)
+    assert done.stdout.startswith("1 variant of 1 question ")
+    help_text = run_cli("list", "--help").stdout
+    assert "list the built-in banks" in help_text.lower()
+    assert "default json" in run_cli("generate", "--help").stdout
