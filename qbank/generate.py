@@ -346,7 +346,11 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
             tolerance = question.answer.tolerance if isinstance(question.answer, ValueAnswer) else 0.0
         else:
             accepted = spellings(shown.plain)
-    context = {**plan.params, "answer": key_plain}
+    # `answer_type`: the exception's name alone (or "none"), for explanations that name it in a sentence.
+    answer_type = ""
+    if isinstance(outcome, ErrorOutcome):
+        answer_type = outcome.error.type if outcome.error else "none"
+    context = {**plan.params, "answer": key_plain, "answer_type": answer_type}
     try:
         with time_limit(RENDER_SECONDS, "rendering the explanation"):
             explanation = render(question.explanation, context)

@@ -6,7 +6,7 @@ import difflib
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,7 @@ def check_templates(bank: models.Bank) -> None:
         params = set(question.params)
         fields: list[tuple[str, str, set[str], bool]] = [
             ("stem", question.stem, params, False),
-            ("explanation", question.explanation, params | {"answer"}, False),
+            ("explanation", question.explanation, params | {"answer", "answer_type"}, False),
         ]
         if question.code:
             fields.append(("code", question.code, params, False))
@@ -147,7 +147,8 @@ def check_templates(bank: models.Bank) -> None:
             for name in mistake.params:
                 if name not in params:
                     raise BankError(
-                        f"the mistake overrides '{name}', which is not a parameter of this question",
+                        f"the mistake overrides '{name}', which is not a parameter of this question"
+                        + _did_you_mean(name, params),
                         question=question.id,
                         field=f"{where}.params",
                     )
@@ -174,10 +175,15 @@ def check_templates(bank: models.Bank) -> None:
                 declared = ", ".join(sorted(params)) or "none"
                 raise BankError(
                     f"uses {', '.join(repr(n) for n in unknown)}, which is not a parameter of this question "
-                    f"(declared: {declared})",
+                    f"(declared: {declared})" + _did_you_mean(unknown[0], known),
                     question=question.id,
                     field=field,
                 )
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _check_claim(question: models.Question, claim: models.Scalar | list[models.Scalar]) -> None:
@@ -333,9 +339,17 @@ def _find_line(text: str | None, question: str | None, field: str | None) -> int
     if field:
         key = re.split(r"[.\[]", field)[0]
         pattern = re.compile(r"^\s*(\[+[\w.]*\b" + re.escape(key) + r"\b|" + re.escape(key) + r"\s*=)")
+        found: list[int] = []
         for number in range(start, len(lines)):
             if number > start and question and re.match(r"^\s*\[\[questions\]\]", lines[number]):
                 break
             if pattern.match(lines[number]):
-                return number + 1
+                found.append(number + 1)
+        # `mistakes[1]`: the second `[[questions.mistakes]]` table, not the first.
+        index = re.match(r"\w+\[(\d+)\]", field)
+        headers = [line for line in found if lines[line - 1].lstrip().startswith("[[")]
+        if index and int(index.group(1)) < len(headers):
+            return headers[int(index.group(1))]
+        if found:
+            return found[0]
     return start + 1 if question else None

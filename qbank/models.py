@@ -20,7 +20,7 @@ _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 #: Options are lettered A to J in every format.
 MAX_CHOICES = 10
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = {"answer", "value", "loop", "range", "true", "false", "none", "True", "False", "None"}
+_RESERVED = {"answer", "answer_type", "value", "loop", "range", "true", "false", "none", "True", "False", "None"}
 
 
 class _Strict(BaseModel):

@@ -63,3 +63,23 @@ def test_inline_blocks_in_code_give_code_that_runs(pool: WorkerPool) -> None:
     assert not result.failures, result.failures
     printed = {v.params["double"]: v.outcome.stdout for v in result.variants}  # type: ignore[union-attr]
     assert printed == {True: "5\n", False: "-2\n"}
+
+
+def test_explanations_can_name_the_exception_alone(pool: WorkerPool) -> None:
+    import qbank
+
+    bank = bank_of(
+        question(
+            id="debug",
+            category="Debug",
+            type="short_answer",
+            code="import torch\nx = torch.zeros(2, 3)\n{% if bad %}x @ x{% else %}x + x{% endif %}",
+            answer={"kind": "error"},
+            explanation="It raises {{ answer_type }}. In full: {{ answer }}",
+            params={"bad": {"type": "bool"}},
+        )
+    )
+    result = qbank.generate(bank, 2, 0, pool=pool)
+    explained = {v.params["bad"]: v.explanation for v in result.variants}
+    assert explained[True].startswith("It raises RuntimeError. In full: RuntimeError: mat1 and mat2")
+    assert explained[False].startswith("It raises none. In full: No error")
