@@ -9,7 +9,7 @@ from qbank import answers, display
 from qbank.generate import Failure, generate
 from qbank.models import Bank, ErrorAnswer, Question, Scalar, StdoutAnswer, ValueAnswer
 from qbank.runner import WorkerPool
-from qbank.templating import render
+from qbank.templating import TemplateProblem, render
 from qbank.variant import ErrorOutcome, StdoutOutcome, ValueOutcome, Variant
 
 
@@ -61,7 +61,10 @@ def compare(question: Question, variant: Variant) -> tuple[str, str, bool] | Non
     claim = getattr(answer, "claim", None)
     if claim is None or outcome is None:
         return None
-    text = render(claim, variant.params).strip() if isinstance(claim, str) else claim_text(claim)
+    try:
+        text = render(claim, variant.params).strip() if isinstance(claim, str) else claim_text(claim)
+    except TemplateProblem as exc:  # e.g. a division by zero for these parameters: the claim says nothing
+        return repr(claim), f"no comparison, because the claim cannot be rendered ({exc})", False
     if isinstance(answer, ErrorAnswer) and isinstance(outcome, ErrorOutcome):
         return _compare_error(text, outcome)
     if isinstance(answer, StdoutAnswer) and isinstance(outcome, StdoutOutcome):

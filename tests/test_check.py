@@ -61,6 +61,7 @@ CASES: dict[str, tuple[str, dict[str, Any], str, bool]] = {
     "grad_fn_left_out": (MATMUL, stdout("tensor([[{{ 2 * k }}.]])"), SHORT, True),
     "as_python_list": (MATMUL, stdout("[[{{ 2 * k }}.0]]"), SHORT, True),
     "wrong_product": (MATMUL, stdout("tensor([[{{ 2 * k + 1 }}.]])"), SHORT, False),
+    "claim_cannot_render": (MATMUL, stdout("{{ 1 // (k - k) }}"), SHORT, False),
     "tuple_shape": (CONV, stdout("({{ 1 }}, 6, {{ size - 4 }}, {{ size - 4 }})"), SHORT, True),
     "compact_shape": (CONV, stdout("[1,6,{{ size - 4 }},{{ size - 4 }}]"), SHORT, True),
     "x_shape": (CONV, stdout("1x6x{{ size - 4 }}x{{ size - 4 }}"), SHORT, True),
