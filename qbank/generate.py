@@ -20,7 +20,7 @@ from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
 from qbank.params import Params, rng_for, sample
 from qbank.runner import Job, RunResult, WorkerPool
-from qbank.templating import TemplateProblem, evaluate, render, render_code, time_limit
+from qbank.templating import TemplateProblem, TooSlow, evaluate, render, render_code, time_limit
 from qbank.variant import (
     Choice,
     ChoiceSource,
@@ -198,7 +198,7 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
                     plan = _plan(question, params)
             except TemplateProblem as exc:
                 result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
-                too_slow = str(exc) if "took longer than" in str(exc) else None
+                too_slow = str(exc) if isinstance(exc, TooSlow) else None
                 continue
             yield plan
 

@@ -40,6 +40,10 @@ class TemplateProblem(Exception):
         self.line = line
 
 
+class TooSlow(TemplateProblem):
+    """A template or expression that ran past its time limit (see `time_limit`)."""
+
+
 class _TooSlow(BaseException):
     """Raised by the timer inside a render that passed its time; a BaseException so no `except Exception` in
     Jinja or in a template's filters can swallow it."""
@@ -61,7 +65,7 @@ def time_limit(seconds: float, what: str) -> Iterator[None]:
     try:
         yield
     except _TooSlow:
-        raise TemplateProblem(f"{what} took longer than {seconds:g} s (a loop that runs too long?)") from None
+        raise TooSlow(f"{what} took longer than {seconds:g} s (a loop that runs too long?)") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
