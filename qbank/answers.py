@@ -174,7 +174,14 @@ def parse(text: str, *, errors: bool = False) -> Answer:
         error = parse_error(text)
         if error is not None:
             return error
-    return _value_of_text(text)
+    try:
+        return _value_of_text(text)
+    except RecursionError:  # brackets nested thousands deep (a hostile print): compared as words
+        return _words(text)
+
+
+def _words(text: str) -> Seq:
+    return Seq((tuple(Word(word) for word in text.split()),))
 
 
 def _value_of_text(text: str) -> Seq:
@@ -247,9 +254,12 @@ def _message_items(message: str) -> tuple[Item, ...]:
 
 def of_value(value: Any) -> Seq:
     """A value recorded from a run (JSON: numbers, bools, None, strings, lists), read as an answer."""
-    if isinstance(value, list):
-        return Seq(tuple(_items_of_value(v) for v in value))
-    return Seq((_items_of_value(value),))
+    try:
+        if isinstance(value, list):
+            return Seq(tuple(_items_of_value(v) for v in value))
+        return Seq((_items_of_value(value),))
+    except RecursionError:  # lists nested too deeply to walk (or print): equal only to themselves
+        return Seq(((Word(f"\0value nested too deeply #{id(value)}"),),))
 
 
 def _items_of_value(value: Any) -> tuple[Item, ...]:

@@ -200,3 +200,13 @@ def test_nan_and_infinity() -> None:
     assert not same("nan", "0.5")
     assert same("tensor([inf, -inf])", "[inf, -inf]")
     assert not same("inf", "-inf")
+
+
+def test_brackets_nested_too_deeply_are_compared_as_words() -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    assert same(deep, deep)
+    assert not same(deep, "[1]")
+    nested: list[object] = []
+    for _ in range(5_000):
+        nested = [nested]
+    assert not same(of_value(nested), "[]")

@@ -201,6 +201,7 @@ def _corpus() -> list[str]:
         "hidden_size=20",
         "hidden_size = 20",
         "",
+        "[" * 20_000 + "]" * 20_000,
     ]
     texts += [repr(torch.randn(2, 3)), repr(torch.randn(3, requires_grad=True) * 1), repr(torch.tensor([1.5e-7, 3.0]))]
     texts.append(repr(torch.full((2, 3), -1.0)))

@@ -149,9 +149,18 @@ const qbAnswers = (function () {
     return sameItems(head, whole, tolerance);
   }
 
+  function words(text) {
+    return {t: "seq", v: [text.split(/\s+/).filter(Boolean).map(function (w) { return {t: "word", v: w}; })]};
+  }
+
   function parse(text, errors) {
     if (errors) { const claim = parseError(text); if (claim) return claim; }
-    return valueOf(text);
+    try {
+      return valueOf(text);
+    } catch (error) {  // brackets nested too deeply to read: compared as words, as in Python
+      if (error instanceof RangeError) return words(text);
+      throw error;
+    }
   }
 
   /* Whether two answer texts mean the same; `errors`: they are about exceptions. */
