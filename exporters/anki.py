@@ -118,7 +118,7 @@ def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki
     hints = "".join(markdown_html(hint) for hint in variant.hints)
     fields = [
         markdown_html(variant.stem),
-        code_html(variant.code) if variant.code else "",
+        code_html(variant.shown_code) if variant.shown_code else "",
         _choices_html(variant),
         _answer_html(variant),
         markdown_html(variant.explanation),

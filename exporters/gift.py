@@ -28,7 +28,8 @@ def escape(text: str) -> str:
 def _question_html(variant: Variant) -> str:
     """Stem and code as HTML; the code unhighlighted, so it stays readable in the GIFT file itself."""
     header = f"<p><small>{variant.category} · {variant.difficulty} · time limit {clock(variant.time_limit)}</small></p>"
-    code = f"<pre><code>{html.escape(variant.code, quote=False)}</code></pre>" if variant.code else ""
+    shown = variant.shown_code
+    code = f"<pre><code>{html.escape(shown, quote=False)}</code></pre>" if shown else ""
     return header + markdown_html(variant.stem) + code
 
 

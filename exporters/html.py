@@ -33,7 +33,7 @@ def _problem(variant: Variant) -> dict[str, Any]:
         "clock": clock(variant.time_limit),
         "attempts": variant.attempts,
         "stem": markdown_html(variant.stem),
-        "code": code_html(variant.code) if variant.code else "",
+        "code": code_html(variant.shown_code) if variant.shown_code else "",
         "choices": [{"html": inline_html(c.text), "correct": c.correct} for c in variant.choices],
         "answers": variant.answers,
         # Typed answers are compared by meaning in the page, as `qbank check` compares them (answers.js).

@@ -114,7 +114,7 @@ def question_html(variant: Variant) -> str:
         f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
         f"time limit {clock(variant.time_limit)}</p>"
     )
-    return meta + markdown_html(variant.stem) + (code_html(variant.code) if variant.code else "")
+    return meta + markdown_html(variant.stem) + (code_html(variant.shown_code) if variant.shown_code else "")
 
 
 def templates(autoescape: bool, **filters: Callable[..., Any]) -> jinja2.Environment:

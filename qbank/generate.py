@@ -17,7 +17,7 @@ from qbank import answers, display
 from qbank.answers import spellings
 from qbank.collector import fewer_collections
 from qbank.errors import BankError
-from qbank.models import Bank, ErrorAnswer, Mistake, Question, StaticAnswer, StdoutAnswer, ValueAnswer
+from qbank.models import Bank, ErrorAnswer, Mistake, Question, Setup, StaticAnswer, StdoutAnswer, ValueAnswer
 from qbank.params import Params, rng_for, sample
 from qbank.runner import Job, RunResult, WorkerPool
 from qbank.templating import TemplateProblem, TooSlow, evaluate, render, render_code, time_limit
@@ -84,6 +84,7 @@ class _Plan:
     params: Params
     stem: str
     code: str | None
+    hidden_lines: int  # first lines of `code` that are setup the learner does not see
     hints: list[str]
     job: Job | None
     mistakes: list[tuple[Mistake, Job, str]]  # (mistake, its job, its rendered feedback)
@@ -195,7 +196,7 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
                 continue
             try:
                 with time_limit(RENDER_SECONDS, "rendering this variant's templates"):
-                    plan = _plan(question, params)
+                    plan = _plan(question, params, bank.setup)
             except TemplateProblem as exc:
                 result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
                 too_slow = str(exc) if isinstance(exc, TooSlow) else None
@@ -211,9 +212,43 @@ class _VariantFailed(Exception):
     pass
 
 
-def _plan(question: Question, params: Params) -> _Plan:
+def setups(bank_setup: Setup | None, question: Question) -> list[Setup]:
+    """The setup snippets of a question in the order they run: hidden ones first, the bank's before the question's."""
+    found = [setup for setup in (bank_setup, question.setup) if setup is not None]
+    return [setup for setup in found if not setup.show] + [setup for setup in found if setup.show]
+
+
+def composed(question: Question, bank_setup: Setup | None, body: str, params: Params) -> tuple[str, int]:
+    """The snippet that runs: the setups rendered, then `body` (rendered code); and how many first lines are hidden."""
+    parts = [(render_code(setup.code, params), setup.show) for setup in setups(bank_setup, question)]
+    hidden = sum(text.count("\n") + 1 for text, show in parts if not show)
+    return "\n".join([*(text for text, _ in parts), body]), hidden
+
+
+def mistake_code(question: Question, bank_setup: Setup | None, mistake: Mistake, params: Params) -> str:
+    """The snippet a mistake runs: its own `code`, or the question's with its `tail`; after the setups; then the
+    mistake's `replace` edits on the whole (so a mistake can change a line of the setup too)."""
+    body = render_code(mistake.code or question.code or "", params)
+    if mistake.tail is not None:
+        tail = render_code(mistake.tail, params).rstrip("\n").split("\n")
+        lines = body.rstrip("\n").split("\n")
+        if len(tail) > len(lines):
+            raise TemplateProblem(f"the tail has {len(tail)} lines; the code has only {len(lines)}")
+        body = "\n".join(lines[: len(lines) - len(tail)] + tail)
+    code = composed(question, bank_setup, body, params)[0]
+    for old, new in mistake.replace.items():
+        before, after = render(old, params), render(new, params)
+        if not before or before not in code:
+            raise TemplateProblem(f"replace: {before!r} does not occur in the rendered code")
+        code = code.replace(before, after)
+    return code
+
+
+def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan:
     stem = render(question.stem, params)
-    code = render_code(question.code, params) if question.code else None
+    code, hidden = (
+        composed(question, bank_setup, render_code(question.code, params), params) if question.code else (None, 0)
+    )
     expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
     limits, fast = question.run_limits, question.inference_mode
     job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
@@ -229,19 +264,20 @@ def _plan(question: Question, params: Params) -> _Plan:
             for name, source in mistake.params.items():
                 where = f"mistakes[{index}].params.{name}"
                 changed[name] = evaluate(source, params)
-            where = f"mistakes[{index}].code" if mistake.code else "code (with the mistake's parameters)"
-            mistake_code = render_code(mistake.code or question.code or "", changed)
+            where = f"mistakes[{index}].code" if mistake.code else f"mistakes[{index}] (tail, replace)"
+            code_of_mistake = mistake_code(question, bank_setup, mistake, changed)
             where = f"mistakes[{index}].feedback"
             feedback = render(mistake.feedback, params) if mistake.feedback else mistake.name
         except TemplateProblem as exc:
             broken.append((mistake, f"{where}: {exc}"))
             continue
-        mistakes.append((mistake, Job(mistake_code, mistake.expression or expression, limits, fast), feedback))
+        mistakes.append((mistake, Job(code_of_mistake, mistake.expression or expression, limits, fast), feedback))
     return _Plan(
         question=question,
         params=params,
         stem=stem,
         code=code,
+        hidden_lines=hidden,
         hints=[render(hint, params) for hint in question.hints],
         job=job,
         mistakes=mistakes,
@@ -371,6 +407,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         attempts=question.attempts,
         stem=plan.stem,
         code=plan.code,
+        hidden_lines=plan.hidden_lines,
         choices=choices,
         answers=accepted,
         tolerance=tolerance,

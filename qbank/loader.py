@@ -104,7 +104,7 @@ def validate_data(data: dict[str, Any], *, file: str | None, text: str | None) -
         check_templates(bank)
         for question in bank.questions:
             sample(question, 1, 0, bank.id)  # constraints that no parameter values satisfy
-            precheck(question, bank.id)  # rendered code that is not Python, names an expression cannot see
+            precheck(question, bank.id, bank.setup)  # rendered code that is not Python, names it cannot see
     except BankError as exc:
         line = exc.line or _find_line(text, exc.question, exc.field)
         raise BankError(exc.reason, file=file, line=line, question=exc.question, field=exc.field) from None
@@ -124,6 +124,10 @@ def check_templates(bank: models.Bank) -> None:
         ]
         if question.code:
             fields.append(("code", question.code, params, False))
+        if question.setup:
+            fields.append(("setup.code", question.setup.code, params, False))
+        if bank.setup:
+            fields.append(("setup.code (of the bank)", bank.setup.code, params, False))
         fields += [(f"hints[{i}]", hint, params, False) for i, hint in enumerate(question.hints)]
         fields += [(f"constraints[{i}]", c, params, True) for i, c in enumerate(question.constraints)]
         for i, choice in enumerate(question.choices):
@@ -158,6 +162,10 @@ def check_templates(bank: models.Bank) -> None:
                 fields.append((f"{where}.when", mistake.when, params, True))
             if mistake.code:
                 fields.append((f"{where}.code", mistake.code, params, False))
+            if mistake.tail:
+                fields.append((f"{where}.tail", mistake.tail, params, False))
+            for old, new in mistake.replace.items():
+                fields += [(f"{where}.replace", old, params, False), (f"{where}.replace", new, params, False)]
             if mistake.expression:
                 if not isinstance(question.answer, models.ValueAnswer):
                     raise BankError(

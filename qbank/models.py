@@ -207,9 +207,39 @@ class Mistake(_Strict):
     name: str = Field(min_length=1, description="The mistake, as a learner would make it.")
     feedback: str = Field("", description="Shown beside the distractor; defaults to the name.")
     when: str | None = Field(None, description="Only for variants where this expression is true.")
-    params: dict[str, str] = Field(default_factory=dict)
-    code: str | None = None
-    expression: str | None = None
+    params: dict[str, str] = Field(
+        default_factory=dict, description="Parameters to change: expressions over the real ones ('not batch_first')."
+    )
+    code: str | None = Field(None, description="Other code to run instead of the question's (a template).")
+    tail: str | None = Field(
+        None,
+        description="Lines that replace as many last lines of the question's rendered code (a template).",
+    )
+    replace: dict[str, str] = Field(
+        default_factory=dict,
+        description="Text to replace in the rendered code, old → new (both templates): {'dim=1' = 'dim=0'}.",
+    )
+    expression: str | None = Field(None, description="Another answer expression, for answer kind 'value'.")
+
+    @model_validator(mode="after")
+    def _one_kind_of_code(self) -> Mistake:
+        if self.code is not None and self.tail is not None:
+            raise ValueError("a mistake gives either other `code` or a `tail` for the question's code, not both")
+        return self
+
+
+def _setup(value: Any) -> Any:
+    """`setup = "import torch"` is short for `setup = { code = "import torch" }`."""
+    return {"code": value} if isinstance(value, str) else value
+
+
+class Setup(_Strict):
+    """Code run before a question's code (and before each mistake's): shared imports and objects."""
+
+    code: str = Field(min_length=1, description="Python, a template over the question's parameters.")
+    show: bool = Field(
+        True, description="Show it with the code (true), or run it unseen (false; hidden setup runs first)."
+    )
 
 
 class RunLimits(_Strict):
@@ -258,6 +288,7 @@ class Question(_Strict):
     multiple_answers: bool = False
     shuffle: bool = True
     limits: RunLimits | None = None
+    setup: Setup | None = Field(None, description="Code run before this question's code, after the bank's setup.")
     inference_mode: bool = Field(
         False,
         description=(
@@ -268,6 +299,7 @@ class Question(_Strict):
     )
 
     _normalize_time = field_validator("time_limit", mode="before")(_time_limit)
+    _setup_shorthand = field_validator("setup", mode="before")(_setup)
 
     @field_validator("params")
     @classmethod
@@ -348,7 +380,10 @@ class Bank(_Strict):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     badge: str | None = None
+    setup: Setup | None = Field(None, description="Code run before the code of every question of the bank.")
     questions: list[Question] = Field(min_length=1)
+
+    _setup_shorthand = field_validator("setup", mode="before")(_setup)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Bank:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import ast
 import builtins
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from qbank.errors import BankError
-from qbank.models import ErrorAnswer, Question, ValueAnswer
+from qbank.generate import composed, mistake_code
+from qbank.models import ErrorAnswer, Question, Setup, ValueAnswer
 from qbank.params import Params, sample, satisfies
 from qbank.templating import TemplateProblem, evaluate, render_code
 
@@ -31,12 +34,13 @@ def parameter_sets(question: Question, bank_id: str) -> list[Params]:
     return found
 
 
-def precheck(question: Question, bank_id: str) -> None:
+def precheck(question: Question, bank_id: str, bank_setup: Setup | None = None) -> None:
     """Render the question's code, mistakes and expressions for a few parameter sets and compile them."""
     if question.code is None:
         return
     for params in parameter_sets(question, bank_id):
-        code = _rendered(question.code, params, question, "code")
+        with _located(question, "code", params):
+            code = composed(question, bank_setup, render_code(question.code, params), params)[0]
         bound = _compile(code, question, "code", params)
         strict = not isinstance(question.answer, ErrorAnswer)  # a Debug question may mean to use an unknown name
         if strict:
@@ -51,16 +55,19 @@ def precheck(question: Question, bank_id: str) -> None:
                 changed = {**params, **{name: evaluate(src, params) for name, src in mistake.params.items()}}
             except TemplateProblem:
                 continue  # reported for its variants when generating (a mistake failing costs its distractor)
-            field = f"{where}.code" if mistake.code else f"code (as {where} renders it)"
-            mistake_code = _rendered(mistake.code or question.code, changed, question, field)
-            mistake_bound = _compile(mistake_code, question, field, changed)
+            field = f"{where}.code" if mistake.code else f"{where} (the question's code with its edits)"
+            with _located(question, field, changed):
+                code_of_mistake = mistake_code(question, bank_setup, mistake, changed)
+            mistake_bound = _compile(code_of_mistake, question, field, changed)
             if mistake.expression:
                 _expression(mistake.expression, mistake_bound, question, f"{where}.expression", changed)
 
 
-def _rendered(source: str, params: Params, question: Question, field: str) -> str:
+@contextmanager
+def _located(question: Question, field: str, params: Params) -> Iterator[None]:
+    """A template that cannot be rendered, as a BankError naming the question, the field and the parameters."""
     try:
-        return render_code(source, params)
+        yield
     except TemplateProblem as exc:
         raise BankError(f"{_for(params)}{exc}", question=question.id, field=field) from None
 

@@ -80,6 +80,8 @@ class Variant(_Frozen):
     stem: str
     #: The exact snippet that ran, runnable on its own; None for a static question.
     code: str | None
+    #: How many first lines of `code` are setup that learners are not shown (`setup.show = false`).
+    hidden_lines: int = 0
     choices: list[Choice] = Field(default_factory=list)
     #: Accepted answers: spellings for short_answer, the number for numeric.
     answers: list[str] = Field(default_factory=list)
@@ -89,6 +91,13 @@ class Variant(_Frozen):
     explanation: str
     tags: list[str] = Field(default_factory=list)
     outcome: Outcome | None = None
+
+    @property
+    def shown_code(self) -> str | None:
+        """The code as learners see it: `code` without its hidden setup lines."""
+        if self.code is None or not self.hidden_lines:
+            return self.code
+        return "\n".join(self.code.split("\n")[self.hidden_lines :])
 
     @property
     def correct_choices(self) -> list[Choice]:

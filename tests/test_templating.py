@@ -83,3 +83,59 @@ def test_explanations_can_name_the_exception_alone(pool: WorkerPool) -> None:
     explained = {v.params["bad"]: v.explanation for v in result.variants}
     assert explained[True].startswith("It raises RuntimeError. In full: RuntimeError: mat1 and mat2")
     assert explained[False].startswith("It raises none. In full: No error")
+
+
+def test_setup_runs_first_and_mistakes_edit_only_what_differs(pool: WorkerPool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+    import sys
+
+    import qbank
+
+    bank = qbank.load_bank(
+        {
+            "id": "setup",
+            "title": "Setup",
+            "setup": {"code": "import torch\nimport torch.nn as nn", "show": False},
+            "questions": [
+                question(
+                    id="shape",
+                    type="multiple_choice",
+                    setup="gru = nn.GRU({{ f }}, {{ h }}, batch_first=True)",
+                    code="out, h_n = gru(torch.randn(2, 3, {{ f }}))\nprint(out.shape)",
+                    answer={"kind": "stdout"},
+                    params={"f": {"type": "choice", "values": [4, 8]}, "h": {"type": "choice", "values": [5, 6]}},
+                    mistakes=[
+                        {"name": "Reading h_n instead", "tail": "print(h_n.shape)"},
+                        {
+                            "name": "Swapping the input",
+                            "replace": {"batch_first=True": "batch_first=False", "(2, 3,": "(3, 2,"},
+                        },
+                    ],
+                    distractors=[{"text": "`torch.Size([2, 3])`"}],
+                )
+            ],
+        }
+    )
+    result = qbank.generate(bank, 4, 0, pool=pool)
+    assert not result.failures and not result.mistake_failures, (result.failures, result.mistake_failures)
+    for variant in result.variants:
+        f, h = variant.params["f"], variant.params["h"]
+        assert variant.code is not None and variant.code.startswith("import torch\nimport torch.nn as nn\ngru = ")
+        assert variant.hidden_lines == 2 and variant.shown_code is not None
+        assert variant.shown_code.startswith(f"gru = nn.GRU({f}, {h}, batch_first=True)")
+        assert [c.text for c in variant.correct_choices] == [f"`torch.Size([2, 3, {h}])`"]
+        from_mistakes = {c.feedback: c.text for c in variant.choices if c.source == "mistake"}
+        assert from_mistakes == {
+            "Reading h_n instead": f"`torch.Size([1, 2, {h}])`",  # the tail replaced the last line
+            "Swapping the input": f"`torch.Size([3, 2, {h}])`",  # replace edited the setup and the code
+        }
+    # The recorded code, hidden setup included, runs on its own and prints the key.
+    first = result.variants[0]
+    done = subprocess.run([sys.executable, "-c", first.code], capture_output=True, text=True, check=True)
+    assert first.outcome is not None and done.stdout == first.outcome.stdout  # type: ignore[union-attr]
+    # Learners do not see the hidden setup in any format.
+    qbank.export(result, ["markdown", "moodle", "json"], tmp_path)
+    assert "import torch.nn as nn" not in (tmp_path / "setup.md").read_text()
+    assert "import torch.nn as nn" not in (tmp_path / "setup.moodle.xml").read_text()
+    assert json.loads((tmp_path / "setup.json").read_text())["variants"][0]["hidden_lines"] == 2
