@@ -8,7 +8,7 @@ from typing import Any
 from qbank import answers, display
 from qbank.generate import Failure, generate
 from qbank.models import Bank, ErrorAnswer, Question, Scalar, StdoutAnswer, ValueAnswer
-from qbank.runner import WorkerPool
+from qbank.runner import Store, WorkerPool
 from qbank.templating import TemplateProblem, render
 from qbank.variant import ErrorOutcome, StdoutOutcome, ValueOutcome, Variant
 
@@ -38,10 +38,16 @@ class CheckReport:
 
 
 def check(
-    bank: Bank, *, variants: int = 20, seed: int = 0, pool: WorkerPool | None = None, jobs: int | None = None
+    bank: Bank,
+    *,
+    variants: int = 20,
+    seed: int = 0,
+    pool: WorkerPool | None = None,
+    jobs: int | None = None,
+    store: Store | None = None,
 ) -> CheckReport:
     """Generate variants (every variant must succeed) and compare each claimed key with the real outcome."""
-    result = generate(bank, variants, seed, pool=pool, jobs=jobs)
+    result = generate(bank, variants, seed, pool=pool, jobs=jobs, store=store)
     report = CheckReport(failures=list(result.failures))
     for variant in result.variants:
         question = bank.question(variant.question_id)

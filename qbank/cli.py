@@ -23,6 +23,7 @@ from qbank.generate import MAX_VARIANTS, Generation, generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank
 from qbank.progress import Progress
+from qbank.store import OutcomeStore
 from qbank.stress import UNIFORM_P, summarize, table, warnings
 from qbank.variant import BankInfo
 from qbank.writing import export_files
@@ -100,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     ):
         commands.add_parser(name, help=about, description=about[0].upper() + about[1:] + ".")
 
+    cache = commands.add_parser(
+        "cache",
+        help="show or clear the outcome cache",
+        description="Outcomes of snippets are kept on disk (by code, expression, Python and torch version), so "
+        "unchanged snippets never run again. QBANK_CACHE_DIR moves the cache.",
+    )
+    cache.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
+
     validate = commands.add_parser("validate", help="check bank files without running any code")
     validate.add_argument("banks", nargs="+", metavar="BANK", help="a bank file or built-in id")
 
@@ -116,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
         sub.add_argument(
             "--question", "-q", type=_id_list, default=[], help="only these questions (comma-separated ids)"
+        )
+        sub.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="run every snippet, without using or filling the outcome cache (see `qbank cache`)",
         )
 
     check = commands.add_parser("check", help="run the code of questions with hand-written keys and compare")
@@ -138,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="fail when a question allows fewer distinct variants than asked"
     )
     return parser
+
+
+def _store(args: argparse.Namespace) -> OutcomeStore | None:
+    """The outcome cache, unless --no-cache or QBANK_CACHE=off says to run everything."""
+    if args.no_cache or os.environ.get("QBANK_CACHE", "").lower() in ("off", "0", "no"):
+        return None
+    return OutcomeStore()
 
 
 def _count(number: int, noun: str) -> str:
@@ -192,6 +213,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "schema":
         print(json.dumps(Bank.model_json_schema(by_alias=True), indent=2))
         return 0
+    if command == "cache":
+        store = OutcomeStore()
+        try:
+            if args.action == "clear":
+                print(f"removed {_count(store.clear(), 'outcome')} from {store.path}")
+            else:
+                print(f"{_count(store.count(), 'outcome')} in {store.path}")
+        finally:
+            store.close()
+        return 0
     if command == "validate":
         return _validate(args.banks)
     if command == "generate":
@@ -220,7 +251,7 @@ def _run(args: argparse.Namespace, label: str) -> tuple[Bank, Generation]:
     """The bank named on the command line, and its variants (with a progress bar on a terminal)."""
     bank = _bank(args)
     with Progress(label) as progress:
-        return bank, generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress)
+        return bank, generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress, store=_store(args))
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -253,7 +284,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     bank = _bank(args)
-    report = check(bank, variants=args.variants, seed=args.seed, jobs=args.jobs)
+    report = check(bank, variants=args.variants, seed=args.seed, jobs=args.jobs, store=_store(args))
     for failure in report.failures:
         print(f"variant failed: {failure}")
     for disagreement in report.disagreements:

@@ -19,7 +19,7 @@ from qbank.collector import fewer_collections
 from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, Setup, StaticAnswer, StdoutAnswer, ValueAnswer
 from qbank.params import Params, rng_for, sample
-from qbank.runner import Job, RunResult, WorkerPool
+from qbank.runner import Job, RunResult, Store, WorkerPool
 from qbank.templating import TemplateProblem, TooSlow, evaluate, render, render_code, time_limit
 from qbank.variant import (
     Choice,
@@ -107,18 +107,20 @@ def generate(
     pool: WorkerPool | None = None,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    store: Store | None = None,
 ) -> Generation:
     """Up to `variants` distinct variants of every question of `bank`.
 
     `progress(done, total)` is called as snippets finish. Pass a `pool` to share workers and their
-    cache between calls; otherwise one is made (with `jobs` workers) and closed.
+    cache between calls; otherwise one is made (with `jobs` workers and the outcome `store`, if any) and closed.
     """
     if not 1 <= variants <= MAX_VARIANTS:
         raise BankError(f"the number of variants must be from 1 to {MAX_VARIANTS:,} (got {variants:,})")
     result = Generation(bank=bank, seed=seed, variants=[])
-    # A new pool starts its workers at once: their torch import overlaps with sampling and rendering.
+    # A new pool starts its workers at the first snippet not cached: their torch import overlaps with sampling and
+    # rendering; when `store` holds every outcome, no worker (and no torch) starts at all.
     owned = pool is None
-    active = pool or WorkerPool(jobs)
+    active = pool or WorkerPool(jobs, store=store)
     hits_before, runs_before = active.hits, active.runs
     finished, total = 0, 0  # total is known once every job is submitted
 

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from qbank.models import RunLimits
 from qbank.worker import over_wall_time
@@ -216,19 +216,53 @@ def _result(reply: dict[str, Any]) -> RunResult:
     )
 
 
-class WorkerPool:
-    """A pool of torch workers with a result cache; use as a context manager."""
+class Store(Protocol):
+    """Results kept beyond one pool (`qbank.store.OutcomeStore`)."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def get(self, job_key: str) -> RunResult | None: ...
+
+    def put(self, job_key: str, result: RunResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class WorkerPool:
+    """A pool of torch workers with a result cache; use as a context manager.
+
+    Workers start at the first job that is not cached (then at once, so torch's import overlaps with the caller's
+    work); with a `store` whose results cover every job, none starts at all.
+    """
+
+    def __init__(self, workers: int | None = None, store: Store | None = None) -> None:
         # More workers than cores only compete for them, and each costs a torch import and its memory.
         self.size = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1))
         self.cache: dict[str, RunResult] = {}
+        self.store = store
         self.hits = 0
         self.runs = 0
         self._workdir = tempfile.TemporaryDirectory(prefix="qbank-run-")
         self._workers = [_Worker(self._workdir.name) for _ in range(self.size)]
+        self._spawned = False
+
+    def spawn(self) -> None:
+        """Start the workers without waiting for them (once)."""
+        if self._spawned:
+            return
+        self._spawned = True
         for worker in self._workers:
-            worker.spawn()
+            if worker.process is None:
+                worker.spawn()
+
+    def known(self, key: str) -> bool:
+        """Whether the result of the job with this key is cached here, or in the store (then it is brought in)."""
+        if key in self.cache:
+            return True
+        if self.store is not None:
+            result = self.store.get(key)
+            if result is not None:
+                self.cache[key] = result
+                return True
+        return False
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -242,9 +276,12 @@ class WorkerPool:
             worker.retired = True
             worker.stop()
         self._workdir.cleanup()
+        if self.store is not None:
+            self.store.close()
 
     def warm(self) -> None:
-        """Wait until every worker has imported torch (they start when the pool is made)."""
+        """Wait until every worker has imported torch."""
+        self.spawn()
         threads = [threading.Thread(target=worker.start, daemon=True) for worker in self._workers]
         for thread in threads:
             thread.start()
@@ -346,9 +383,10 @@ class Session:
         """Run `job` unless its result is known or on its way; its key."""
         key = job.key
         with self._changed:
-            if key in self._pool.cache or key in self._queued:
+            if key in self._queued or self._pool.known(key):
                 self._pool.hits += 1
                 return key
+            self._pool.spawn()
             self._queued.add(key)
             self.to_run += 1
             if self._first_submitted is None:
@@ -386,6 +424,8 @@ class Session:
             return self._last_done - self._first_submitted
 
     def _done(self, job: Job, result: RunResult) -> None:
+        if self._pool.store is not None:
+            self._pool.store.put(job.key, result)
         with self._changed:
             self._last_done = time.perf_counter()
             self._pool.cache[job.key] = result

@@ -20,6 +20,9 @@ from qbank.runner import WorkerPool
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Every `qbank` these tests start runs its snippets for real; the tests of the outcome cache turn it back on.
+os.environ["QBANK_CACHE"] = "off"
+
 # Locally every run explores new examples; in CI the property tests draw the same examples every time, so a
 # rare example found there first is reproducible from the log instead of a flake.
 settings.register_profile("ci", derandomize=True, print_blob=True)

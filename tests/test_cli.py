@@ -161,3 +161,24 @@ def test_counts_are_spelled_for_one_and_many(tmp_path: Path) -> None:
     help_text = run_cli("list", "--help").stdout
     assert "list the built-in banks" in help_text.lower()
     assert "default json" in run_cli("generate", "--help").stdout
+
+
+def test_the_outcome_cache_makes_an_unchanged_rerun_start_no_worker(tmp_path: Path) -> None:
+    cache = {"QBANK_CACHE": "on", "QBANK_CACHE_DIR": str(tmp_path / "cache")}
+    cold = run_cli("generate", "gru_mastery", "-n", 3, "-f", "json", "-o", tmp_path / "cold", env=cache)
+    assert cold.returncode == 0, cold.stderr
+    assert "(0 snippets run" not in cold.stdout
+    warm = run_cli("generate", "gru_mastery", "-n", 3, "-f", "json", "-o", tmp_path / "warm", env=cache)
+    assert warm.returncode == 0, warm.stderr
+    assert "(0 snippets run" in warm.stdout  # every outcome came from the cache: no torch worker started
+    assert (tmp_path / "cold" / "gru_mastery.json").read_bytes() == (
+        tmp_path / "warm" / "gru_mastery.json"
+    ).read_bytes()
+    info = run_cli("cache", env=cache)
+    assert info.returncode == 0 and "outcomes in" in info.stdout
+    cleared = run_cli("cache", "clear", env=cache)
+    assert cleared.returncode == 0 and cleared.stdout.startswith("removed ")
+    again = run_cli("generate", "gru_mastery", "-n", 3, "-f", "json", "-o", tmp_path / "again", env=cache)
+    assert "(0 snippets run" not in again.stdout
+    off = run_cli("generate", "gru_mastery", "-n", 3, "-f", "json", "-o", tmp_path / "off", "--no-cache", env=cache)
+    assert "(0 snippets run" not in off.stdout

@@ -340,3 +340,16 @@ def test_a_mistake_that_fails_for_some_parameters_costs_only_its_distractor(pool
     assert sorted(v.params["n"] for v in result.variants) == [1, 2, 3]
     reason = result.mistake_failures[("q", "Dividing by the wrong thing")]
     assert "mistakes[0].params.n" in reason and "ZeroDivisionError" in reason
+
+
+def test_outcomes_kept_on_disk_are_reused_without_starting_a_worker(gru_bank: qbank.Bank, tmp_path: Path) -> None:
+    from qbank.store import OutcomeStore
+
+    with WorkerPool(2, store=OutcomeStore(tmp_path)) as first:
+        cold = qbank.generate(gru_bank, 3, 11, pool=first)
+        assert cold.runs > 0
+    with WorkerPool(2, store=OutcomeStore(tmp_path)) as second:
+        warm = qbank.generate(gru_bank, 3, 11, pool=second)
+        assert warm.runs == 0
+        assert all(worker.process is None for worker in second._workers)  # torch was never imported
+    assert [v.model_dump() for v in warm.variants] == [v.model_dump() for v in cold.variants]
