@@ -21,7 +21,7 @@ from qbank.errors import QbankError
 from qbank.exporting import formats
 from qbank.generate import MAX_VARIANTS, Generation, generate
 from qbank.loader import builtin_banks, load_bank
-from qbank.models import Bank
+from qbank.models import Bank, json_schema
 from qbank.progress import Progress
 from qbank.store import OutcomeStore
 from qbank.stress import UNIFORM_P, summarize, table, warnings
@@ -211,7 +211,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{name:<10} {cls.description}")
         return 0
     if command == "schema":
-        print(json.dumps(Bank.model_json_schema(by_alias=True), indent=2))
+        print(json.dumps(json_schema(), indent=2))
         return 0
     if command == "cache":
         store = OutcomeStore()

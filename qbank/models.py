@@ -399,3 +399,71 @@ class Bank(_Strict):
             if question.id == question_id:
                 return question
         raise KeyError(question_id)
+
+
+# --- the JSON Schema ------------------------------------------------------------------------------
+
+#: What every field means, with an example, for `qbank schema` (fields that carry their own description keep it).
+FIELD_DOCS: dict[tuple[str, str], tuple[str, Any]] = {
+    ("Bank", "id"): ("The bank's id: letters, digits, _ . - (also the output file names).", "rnn_basics"),
+    ("Bank", "title"): ("The bank's title, shown to learners.", "RNN Basics"),
+    ("Bank", "description"): ("What the bank covers (Markdown).", "Shapes and errors of recurrent layers."),
+    ("Bank", "tags"): ("Tags added to every question's tags.", ["NLP"]),
+    ("Bank", "badge"): ("Earned in the HTML challenge by answering everything right.", "RNN Basics Badge"),
+    ("Bank", "questions"): ("The questions, as [[questions]] tables.", None),
+    ("Question", "id"): ("The question's id, unique in the bank: letters, digits, _ . -", "rnn_output_shape"),
+    ("Question", "title"): ("A short title, shown above the stem.", "Output shape of an RNN"),
+    ("Question", "category"): ("The label a learner sees.", "Predict Output"),
+    ("Question", "type"): ("How the learner answers.", "multiple_choice"),
+    ("Question", "difficulty"): ("How hard the question is.", "intermediate"),
+    ("Question", "attempts"): ("Tries allowed (Moodle gives one hint per extra try).", 2),
+    ("Question", "hints"): ("Hints (templates), shown after a wrong try.", ["batch_first only changes the layout."]),
+    ("Question", "explanation"): ("Why the key is right (a template; `answer` is the key).", "It prints {{ answer }}."),
+    ("Question", "tags"): ("Topic tags.", ["shapes"]),
+    ("Question", "params"): ("Parameters sampled for each variant, by name.", {"batch": {"type": "int", "min": 2}}),
+    ("Question", "constraints"): ("Jinja expressions every variant's parameters satisfy.", ["hidden != features"]),
+    ("Question", "stem"): ("The question (a Markdown template over the parameters).", "What does the last line print?"),
+    ("Question", "code"): ("The code the question is about (a template); computed answers run it.", "print(1 + 1)"),
+    ("Question", "answer"): ("How the key is obtained: static, stdout, value or error.", {"kind": "stdout"}),
+    ("Question", "choices"): ("The options of a static multiple-choice question.", [{"text": "A", "correct": True}]),
+    ("Question", "distractors"): ("Wrong options written in the bank, after the mistakes'.", [{"text": "`(2, 3)`"}]),
+    ("Question", "mistakes"): ("Plausible mistakes, run like the code: their outcomes are distractors.", None),
+    ("Question", "multiple_answers"): ("Several static choices are correct (choose every correct one).", False),
+    ("Question", "shuffle"): ("Shuffle the static choices with the seed (computed options always are).", True),
+    ("Question", "limits"): ("Time and memory limits for one run of the code.", {"wall_seconds": 10}),
+    ("IntParam", "type"): ("An integer range.", "int"),
+    ("IntParam", "min"): ("The smallest value.", 2),
+    ("IntParam", "max"): ("The largest value (inclusive).", 16),
+    ("IntParam", "step"): ("The step between values.", 2),
+    ("ChoiceParam", "type"): ("One of listed values.", "choice"),
+    ("ChoiceParam", "values"): ("The values (numbers, text or booleans; no nan).", [8, 16, 32]),
+    ("BoolParam", "type"): ("True or false.", "bool"),
+    ("StaticAnswer", "kind"): ("The key is written in the bank.", "static"),
+    ("StaticAnswer", "tolerance"): ("Absolute tolerance of a static numeric key.", 0.01),
+    ("StdoutAnswer", "kind"): ("The key is what the code prints.", "stdout"),
+    ("ValueAnswer", "kind"): ("The key is the value of an expression after the code ran.", "value"),
+    ("ValueAnswer", "expression"): ("Python, evaluated after the code; it sees the code's variables.", "x.shape"),
+    ("ErrorAnswer", "kind"): ("The key is the exception the code raises, or none.", "error"),
+    ("StaticChoice", "text"): ("The option (a Markdown template).", "`torch.Size([2, 3])`"),
+    ("StaticChoice", "correct"): ("Whether this option is right.", True),
+    ("StaticChoice", "feedback"): ("Why, shown after it is chosen (never the key of another option).", "Yes."),
+    ("Distractor", "text"): ("The wrong option (a Markdown template).", "`IndexError: tuple index out of range`"),
+    ("Distractor", "feedback"): ("Why it is wrong (a template).", "Nothing is indexed here."),
+    ("RunLimits", "wall_seconds"): ("Seconds of real time one run may take.", 10),
+    ("RunLimits", "cpu_seconds"): ("Seconds of CPU time one run may take.", 10),
+    ("RunLimits", "memory_mb"): ("Memory one run may use beyond the worker's own, in MB.", 2048),
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The bank format as JSON Schema, every field described with an example."""
+    schema = Bank.model_json_schema(by_alias=True)
+    models = {"Bank": schema, **schema.get("$defs", {})}
+    for (model, field), (description, example) in FIELD_DOCS.items():
+        spec = models.get(model, {}).get("properties", {}).get(field)
+        if spec is None:
+            continue
+        spec.setdefault("description", description)
+        if example is not None:
+            spec.setdefault("examples", [example])
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

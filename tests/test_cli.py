@@ -182,3 +182,17 @@ def test_the_outcome_cache_makes_an_unchanged_rerun_start_no_worker(tmp_path: Pa
     assert "(0 snippets run" not in again.stdout
     off = run_cli("generate", "gru_mastery", "-n", 3, "-f", "json", "-o", tmp_path / "off", "--no-cache", env=cache)
     assert "(0 snippets run" not in off.stdout
+
+
+def test_the_schema_describes_every_field() -> None:
+    done = run_cli("schema")
+    schema = json.loads(done.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    models = {"Bank": schema, **schema["$defs"]}
+    undescribed = [
+        f"{model}.{field}"
+        for model, spec in models.items()
+        for field, prop in spec.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert undescribed == []
