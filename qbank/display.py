@@ -57,6 +57,18 @@ def format_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def rounded(value: float, digits: int) -> tuple[str, float]:
+    """A number to `digits` significant digits, written without an exponent (every LMS reads it), and half a unit
+    of its last digit. Whole numbers stay whole and exact."""
+    if isinstance(value, int) or not math.isfinite(value) or (value == int(value) and abs(value) < 10**digits):
+        return (str(int(value)) if math.isfinite(value) else repr(value)), 0.0
+    exponent = math.floor(math.log10(abs(value)))
+    decimals = digits - 1 - exponent
+    scaled = round(value, decimals)
+    text = f"{scaled:.{max(0, decimals)}f}"
+    return text, 0.5 * 10.0 ** (-decimals)
+
+
 NO_ERROR = "No error: the code runs to the end."
 
 

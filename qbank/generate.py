@@ -380,8 +380,11 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         elif question.type == "numeric":
             if not isinstance(shown.value, int | float) or isinstance(shown.value, bool):
                 raise _VariantFailed(f"a numeric question needs a number, got {shown.plain}")
-            accepted = [display.format_value(shown.value, 12)]
-            tolerance = question.answer.tolerance if isinstance(question.answer, ValueAnswer) else 0.0
+            assert isinstance(question.answer, ValueAnswer)
+            # The key every format grades and shows is the value to `digits` significant digits, accepted within
+            # half a unit of its last digit (or the question's tolerance, if wider).
+            text, half_unit = display.rounded(shown.value, question.answer.digits)
+            accepted, tolerance = [text], max(question.answer.tolerance, half_unit)
         else:
             accepted = spellings(shown.plain)
     # `answer_type`: the exception's name alone (or "none"), for explanations that name it in a sentence.

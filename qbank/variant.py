@@ -64,6 +64,12 @@ class BankInfo(_Frozen):
         return cls(id=bank.id, title=bank.title, description=bank.description, tags=bank.tags, badge=bank.badge)
 
 
+def _half_unit(number: str) -> float:
+    """Half a unit of the last digit of a number written without an exponent ("3.349" → 0.0005)."""
+    decimals = len(number.partition(".")[2])
+    return 0.5 * 10.0**-decimals if decimals else 0.0
+
+
 class Variant(_Frozen):
     bank_id: str
     question_id: str
@@ -109,7 +115,10 @@ class Variant(_Frozen):
         if self.type in ("multiple_choice", "true_false"):
             return "; ".join(choice.text for choice in self.correct_choices)
         if self.type == "numeric":
-            # answers[0] keeps full precision for grading; people read six significant digits.
-            shown = f"{float(self.answers[0]):.6g}"
-            return f"{shown} (± {self.tolerance:g})" if self.tolerance else shown
+            # A computed key is written to its digits, and its tolerance is at least half a unit of the last one:
+            # only a wider tolerance is worth saying. A static key keeps up to 12 digits; people read six.
+            shown = self.answers[0] if len(self.answers[0]) <= 12 else f"{float(self.answers[0]):.6g}"
+            implied = _half_unit(self.answers[0])
+            wider = self.tolerance and self.tolerance > implied * (1 + 1e-9)
+            return f"{shown} (± {self.tolerance:g})" if wider else shown
         return self.answers[0]

@@ -353,3 +353,26 @@ def test_outcomes_kept_on_disk_are_reused_without_starting_a_worker(gru_bank: qb
         assert warm.runs == 0
         assert all(worker.process is None for worker in second._workers)  # torch was never imported
     assert [v.model_dump() for v in warm.variants] == [v.model_dump() for v in cold.variants]
+
+
+def test_a_numeric_key_has_its_digits_in_every_place(pool: WorkerPool) -> None:
+    bank = conftest.bank_of(
+        conftest.question(
+            id="digits",
+            category="Metrics",
+            type="numeric",
+            code="import math\nx = math.log({{ n }}) * 3.0",
+            answer={"kind": "value", "expression": "x", "digits": 4},
+            explanation="It is {{ answer }}.",
+            params={"n": {"type": "choice", "values": [3, 7]}},
+        )
+    )
+    for variant in qbank.generate(bank, 2, 0, pool=pool).variants:
+        import math
+
+        exact = math.log(variant.params["n"]) * 3.0
+        (text,) = variant.answers
+        assert len(text.replace(".", "").lstrip("0")) == 4  # what Moodle, QTI, GIFT and the page grade
+        assert variant.key_text == text and f"It is {text}." == variant.explanation  # what the key and sheet show
+        assert variant.tolerance == pytest.approx(0.0005)  # half a unit of the last digit shown
+        assert abs(float(text) - exact) <= variant.tolerance  # the exact value is accepted
