@@ -22,6 +22,7 @@ from qbank.exporting import formats
 from qbank.generate import MAX_VARIANTS, Generation, generate
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank, json_schema
+from qbank.preview import preview
 from qbank.progress import Progress
 from qbank.store import OutcomeStore
 from qbank.stress import UNIFORM_P, summarize, table, warnings
@@ -138,6 +139,16 @@ def _parser() -> argparse.ArgumentParser:
     stress = commands.add_parser("stress", help="make many variants and report per-question statistics")
     add_run_options(stress, 1000)
 
+    preview = commands.add_parser(
+        "preview",
+        help="write the HTML challenge of a bank, and again whenever the bank file changes",
+        description="Write OUT/BANK.html (open it in a browser yourself) and rewrite it on every save of the bank "
+        "file; problems are printed in place and the last good page stays. Ctrl-C stops.",
+    )
+    add_run_options(preview, 3)
+    preview.add_argument("--out", "-o", type=Path, default=Path("preview"), help="output folder (default preview)")
+    preview.add_argument("--once", action="store_true", help="write the page once and stop (no watching)")
+
     gen = commands.add_parser("generate", help="make variants and export them")
     add_run_options(gen, 1)
     gen.add_argument(
@@ -225,6 +236,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if command == "validate":
         return _validate(args.banks)
+    if command == "preview":
+        load = lambda: _bank(args)  # noqa: E731 - read afresh on every save
+        return preview(args.bank, load, args.out, args.variants, args.seed, watch=not args.once, store=_store(args))
     if command == "generate":
         return _generate(args)
     if command == "check":

@@ -196,3 +196,41 @@ def test_the_schema_describes_every_field() -> None:
         if not prop.get("description")
     ]
     assert undescribed == []
+
+
+def _wait_for(condition, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_preview_rewrites_the_page_on_every_save_and_survives_a_broken_bank(tmp_path: Path) -> None:
+    import signal
+
+    bank = tmp_path / "bank.toml"
+    source = (FIXTURES / "reference_debug.toml").read_text()
+    bank.write_text(source)
+    page = tmp_path / "out" / "reference_debug.html"
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            [QBANK, "preview", str(bank), "-o", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=errors, text=True
+        )
+        try:
+            _wait_for(page.exists)
+            _wait_for(lambda: "Edited title" not in page.read_text())
+            bank.write_text(source.replace("Reference challenge, as published", "Edited title"))
+            _wait_for(lambda: "Edited title" in page.read_text())
+            bank.write_text(source + "\nthis is not toml\n")  # a broken save: the message, and the page stays
+            _wait_for(lambda: "not valid TOML" in log.read_text())
+            assert "Edited title" in page.read_text() and process.poll() is None
+            bank.write_text(source.replace("Reference challenge, as published", "Fixed again"))
+            _wait_for(lambda: "Fixed again" in page.read_text())
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=60)
+    assert process.returncode in (0, 143)
+    assert "Traceback" not in log.read_text()
