@@ -6,6 +6,7 @@ from a generator seeded by (seed, bank, question[, variant]) so that output is r
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import time
@@ -19,6 +20,7 @@ from qbank.collector import fewer_collections
 from qbank.errors import BankError
 from qbank.models import Bank, ErrorAnswer, Mistake, Question, Setup, StaticAnswer, StdoutAnswer, ValueAnswer
 from qbank.params import Params, rng_for, sample
+from qbank.pynames import bound_names, expression_names
 from qbank.runner import Job, RunResult, Store, WorkerPool
 from qbank.templating import TemplateProblem, TooSlow, evaluate, render, render_code, time_limit
 from qbank.variant import (
@@ -220,14 +222,31 @@ def setups(bank_setup: Setup | None, question: Question) -> list[Setup]:
     return [setup for setup in found if not setup.show] + [setup for setup in found if setup.show]
 
 
-def composed(question: Question, bank_setup: Setup | None, body: str, params: Params) -> tuple[str, int]:
-    """The snippet that runs: the setups rendered, then `body` (rendered code); and how many first lines are hidden."""
+def composed(
+    question: Question, bank_setup: Setup | None, body: str, params: Params, expression: str | None = None
+) -> tuple[str, int]:
+    """The snippet that runs: the setups rendered, then `body` (rendered code); and how many first lines are hidden.
+
+    Parameters the answer `expression` reads but the code never binds are bound in hidden first lines
+    (`times = 3`), so the expression sees them and the snippet still runs on its own.
+    """
     parts = [(render_code(setup.code, params), setup.show) for setup in setups(bank_setup, question)]
+    code = "\n".join([*(text for text, _ in parts), body])
+    wanted = sorted(expression_names(expression) & params.keys()) if expression else []
+    if wanted:
+        try:
+            bound = bound_names(ast.parse(code)) or set()
+        except SyntaxError:
+            bound = set()  # the run reports the syntax error
+        parts = [(f"{name} = {params[name]!r}", False) for name in wanted if name not in bound] + parts
+        code = "\n".join([*(text for text, _ in parts), body])
     hidden = sum(text.count("\n") + 1 for text, show in parts if not show)
-    return "\n".join([*(text for text, _ in parts), body]), hidden
+    return code, hidden
 
 
-def mistake_code(question: Question, bank_setup: Setup | None, mistake: Mistake, params: Params) -> str:
+def mistake_code(
+    question: Question, bank_setup: Setup | None, mistake: Mistake, params: Params, expression: str | None = None
+) -> str:
     """The snippet a mistake runs: its own `code`, or the question's with its `tail`; after the setups; then the
     mistake's `replace` edits on the whole (so a mistake can change a line of the setup too)."""
     body = render_code(mistake.code or question.code or "", params)
@@ -237,7 +256,7 @@ def mistake_code(question: Question, bank_setup: Setup | None, mistake: Mistake,
         if len(tail) > len(lines):
             raise TemplateProblem(f"the tail has {len(tail)} lines; the code has only {len(lines)}")
         body = "\n".join(lines[: len(lines) - len(tail)] + tail)
-    code = composed(question, bank_setup, body, params)[0]
+    code = composed(question, bank_setup, body, params, expression)[0]
     for old, new in mistake.replace.items():
         before, after = render(old, params), render(new, params)
         if not before or before not in code:
@@ -248,10 +267,12 @@ def mistake_code(question: Question, bank_setup: Setup | None, mistake: Mistake,
 
 def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan:
     stem = render(question.stem, params)
-    code, hidden = (
-        composed(question, bank_setup, render_code(question.code, params), params) if question.code else (None, 0)
-    )
     expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
+    code, hidden = (
+        composed(question, bank_setup, render_code(question.code, params), params, expression)
+        if question.code
+        else (None, 0)
+    )
     limits, fast = question.run_limits, question.inference_mode
     job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
     mistakes: list[tuple[Mistake, Job, str]] = []
@@ -267,7 +288,7 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan
                 where = f"mistakes[{index}].params.{name}"
                 changed[name] = evaluate(source, params)
             where = f"mistakes[{index}].code" if mistake.code else f"mistakes[{index}] (tail, replace)"
-            code_of_mistake = mistake_code(question, bank_setup, mistake, changed)
+            code_of_mistake = mistake_code(question, bank_setup, mistake, changed, mistake.expression or expression)
             where = f"mistakes[{index}].feedback"
             feedback = render(mistake.feedback, params) if mistake.feedback else mistake.name
         except TemplateProblem as exc:

@@ -16,6 +16,7 @@ from qbank.errors import BankError
 from qbank.generate import composed, mistake_code
 from qbank.models import ErrorAnswer, Question, Setup, ValueAnswer
 from qbank.params import Params, sample, satisfies
+from qbank.pynames import bound_names, loaded_names
 from qbank.templating import TemplateProblem, evaluate, render_code
 
 #: Random parameter sets rendered per question, besides the first and last values of every parameter.
@@ -39,8 +40,9 @@ def precheck(question: Question, bank_id: str, bank_setup: Setup | None = None) 
     if question.code is None:
         return
     for params in parameter_sets(question, bank_id):
+        expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
         with _located(question, "code", params):
-            code = composed(question, bank_setup, render_code(question.code, params), params)[0]
+            code = composed(question, bank_setup, render_code(question.code, params), params, expression)[0]
         bound = _compile(code, question, "code", params)
         strict = not isinstance(question.answer, ErrorAnswer)  # a Debug question may mean to use an unknown name
         if strict:
@@ -57,7 +59,7 @@ def precheck(question: Question, bank_id: str, bank_setup: Setup | None = None) 
                 continue  # reported for its variants when generating (a mistake failing costs its distractor)
             field = f"{where}.code" if mistake.code else f"{where} (the question's code with its edits)"
             with _located(question, field, changed):
-                code_of_mistake = mistake_code(question, bank_setup, mistake, changed)
+                code_of_mistake = mistake_code(question, bank_setup, mistake, changed, mistake.expression or expression)
             mistake_bound = _compile(code_of_mistake, question, field, changed)
             if mistake.expression:
                 _expression(mistake.expression, mistake_bound, question, f"{where}.expression", changed)
@@ -83,31 +85,24 @@ def _compile(code: str, question: Question, field: str, params: Params) -> set[s
             question=question.id,
             field=field,
         ) from None
-    return _bound_names(tree)
+    return bound_names(tree)
 
 
 def _expression(source: str, bound: set[str] | None, question: Question, field: str, params: Params) -> None:
     if "{{" in source or "{%" in source:
         raise BankError(
-            "an expression is Python evaluated after the code has run, not a template: write the parameter into "
-            "the code (e.g. `times = {{ times }}`) and use that variable here",
+            "an expression is Python evaluated after the code has run, not a template: use the parameter by its "
+            "name (`x == times * 2`, not `x == {{ times }} * 2`)",
             question=question.id,
             field=field,
         )
     tree = ast.parse(source, "<expression>", "eval")
     if bound is None:
         return
-    unknown = sorted(_loaded_names(tree) - bound - (_bound_names(tree) or set()) - _BUILTINS)
+    unknown = sorted(loaded_names(tree) - bound - (bound_names(tree) or set()) - _BUILTINS - set(question.params))
     if unknown:
-        hint = [name for name in unknown if name in question.params]
-        advice = (
-            f"; '{hint[0]}' is a parameter: parameters exist only in templates, so bind it in the code "
-            f"(`{hint[0]} = {{{{ {hint[0]} }}}}`)"
-            if hint
-            else ""
-        )
         raise BankError(
-            f"uses {', '.join(repr(n) for n in unknown)}, which the code never defines{advice}",
+            f"uses {', '.join(repr(n) for n in unknown)}, which neither the code nor the parameters define",
             question=question.id,
             field=field,
         )
@@ -116,7 +111,7 @@ def _expression(source: str, bound: set[str] | None, question: Question, field: 
 def _known(code: str, bound: set[str] | None, question: Question, field: str, params: Params) -> None:
     if bound is None:
         return
-    unknown = sorted(_loaded_names(ast.parse(code)) - bound - _BUILTINS)
+    unknown = sorted(loaded_names(ast.parse(code)) - bound - _BUILTINS)
     if unknown:
         raise BankError(
             f"{_for(params)}the rendered code uses {', '.join(repr(n) for n in unknown)} without defining "
@@ -124,34 +119,6 @@ def _known(code: str, bound: set[str] | None, question: Question, field: str, pa
             question=question.id,
             field=field,
         )
-
-
-def _bound_names(tree: ast.AST) -> set[str] | None:
-    """Every name the code binds anywhere; None when it cannot tell (`from x import *`)."""
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-            names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            for alias in node.names:
-                if alias.name == "*":
-                    return None
-                names.add(alias.asname or alias.name.split(".")[0])
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
-        elif isinstance(node, ast.Global | ast.Nonlocal):
-            names.update(node.names)
-        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
-            names.add(node.name)
-    return names
-
-
-def _loaded_names(tree: ast.AST) -> set[str]:
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
 
 
 def _for(params: Params) -> str:

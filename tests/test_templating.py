@@ -139,3 +139,32 @@ def test_setup_runs_first_and_mistakes_edit_only_what_differs(pool: WorkerPool, 
     assert "import torch.nn as nn" not in (tmp_path / "setup.md").read_text()
     assert "import torch.nn as nn" not in (tmp_path / "setup.moodle.xml").read_text()
     assert json.loads((tmp_path / "setup.json").read_text())["variants"][0]["hidden_lines"] == 2
+
+
+def test_an_expression_sees_the_parameters_and_the_exported_code_still_runs_alone(pool: WorkerPool) -> None:
+    import subprocess
+    import sys
+
+    import qbank
+
+    bank = bank_of(
+        question(
+            id="times",
+            category="Metrics",
+            type="true_false",
+            code="x = {{ n }} * 2",
+            answer={"kind": "value", "expression": "x == times * 2"},
+            params={"n": {"type": "int", "min": 1, "max": 4}, "times": {"type": "int", "min": 1, "max": 4}},
+        )
+    )
+    result = qbank.generate(bank, 16, 0, pool=pool)
+    assert not result.failures and len(result.variants) == 16
+    for variant in result.variants:
+        truth = variant.params["n"] == variant.params["times"]
+        assert [c.text for c in variant.correct_choices] == [str(truth)]
+        assert variant.code is not None and variant.code.startswith(f"times = {variant.params['times']}\n")
+        assert variant.hidden_lines == 1 and variant.shown_code == f"x = {variant.params['n']} * 2"
+    first = result.variants[0]
+    probe = f"{first.code}\nprint({first.outcome.expression})"  # type: ignore[union-attr]
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(first.outcome.value)  # type: ignore[union-attr]
