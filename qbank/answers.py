@@ -388,6 +388,29 @@ def number_of(text: str) -> float | None:
     return None
 
 
+def spread(text: str) -> float:
+    """Half a unit of the last digit of a number as written ("3.349" → 0.0005); 0 for a whole number or no number."""
+    parsed = parse(text)
+    if isinstance(parsed, Seq) and len(parsed.elements) == 1 and len(parsed.elements[0]) == 1:
+        item = parsed.elements[0][0]
+        if isinstance(item, Num):
+            return item.spread
+    return 0.0
+
+
+def numbers_in(text: str) -> set[float]:
+    """Every number a text holds, read as the model reads them (not the digits inside names such as `conv2d`)."""
+    found: set[float] = set()
+    pending: list[Item] = [parse(text)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Num):
+            found.add(item.value)
+        elif isinstance(item, Seq):
+            pending.extend(part for element in item.elements for part in element)
+    return found
+
+
 # --- spellings a learner may type ------------------------------------------------------------------------
 
 

@@ -64,8 +64,7 @@ def rounded(value: float, digits: int) -> tuple[str, float]:
         return (str(int(value)) if math.isfinite(value) else repr(value)), 0.0
     exponent = math.floor(math.log10(abs(value)))
     decimals = digits - 1 - exponent
-    scaled = round(value, decimals)
-    text = f"{scaled:.{max(0, decimals)}f}"
+    text = f"{round(value, decimals):.{max(0, decimals)}f}"
     return text, 0.5 * 10.0 ** (-decimals)
 
 

@@ -44,9 +44,10 @@ def resolve(name: str) -> Path:
         if path.is_dir():
             raise BankError("is a folder, not a bank file", file=name)
         return path
-    hint = difflib.get_close_matches(name, list(banks), n=1)
-    suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-    raise BankError(f"'{name}' is neither a bank file nor a built-in bank (built-in: {', '.join(banks)}){suggestion}")
+    raise BankError(
+        f"'{name}' is neither a bank file nor a built-in bank (built-in: {', '.join(banks)})"
+        + _did_you_mean(name, banks)
+    )
 
 
 def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
@@ -257,8 +258,7 @@ def _explain(exc: ValidationError, data: Any, file: str | None, text: str | None
     question, field = _locate(first["loc"], data)
     if first["type"] == "extra_forbidden":
         name = str(first["loc"][-1])
-        close = difflib.get_close_matches(name, _all_field_names(), n=1)
-        reason = f"'{name}' is not a field of the bank format" + (f"; did you mean '{close[0]}'?" if close else "")
+        reason = f"'{name}' is not a field of the bank format" + _did_you_mean(name, _all_field_names())
     elif first["type"] == "missing":
         reason = "this required field is missing"
     else:

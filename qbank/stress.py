@@ -8,12 +8,11 @@ distractor collisions, and run times.
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from qbank import display
+from qbank import answers, display
 from qbank.generate import Generation
 from qbank.models import Bank
 from qbank.variant import Variant
@@ -88,12 +87,8 @@ def _upper_regularized_gamma(a: float, x: float) -> float:
     return math.exp(log_prefix) * h
 
 
-#: A number standing alone (not part of a name such as `conv2d` or `0D`).
-_NUMBER = re.compile(r"(?<![A-Za-z_.\d])\d+(?:\.\d+)?(?![A-Za-z_\d])")
-
-
 def _numbers(text: str) -> set[float]:
-    return {float(match) for match in _NUMBER.findall(text)}
+    return {abs(number) for number in answers.numbers_in(text)}
 
 
 def _odd_option(variant: Variant) -> str | None:

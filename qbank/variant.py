@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qbank.answers import spread
 from qbank.models import Bank, Category, Difficulty, QuestionType
 
 ChoiceSource = Literal["bank", "answer", "mistake", "distractor", "near-miss"]
@@ -64,12 +65,6 @@ class BankInfo(_Frozen):
         return cls(id=bank.id, title=bank.title, description=bank.description, tags=bank.tags, badge=bank.badge)
 
 
-def _half_unit(number: str) -> float:
-    """Half a unit of the last digit of a number written without an exponent ("3.349" → 0.0005)."""
-    decimals = len(number.partition(".")[2])
-    return 0.5 * 10.0**-decimals if decimals else 0.0
-
-
 class Variant(_Frozen):
     bank_id: str
     question_id: str
@@ -118,7 +113,7 @@ class Variant(_Frozen):
             # A computed key is written to its digits, and its tolerance is at least half a unit of the last one:
             # only a wider tolerance is worth saying. A static key keeps up to 12 digits; people read six.
             shown = self.answers[0] if len(self.answers[0]) <= 12 else f"{float(self.answers[0]):.6g}"
-            implied = _half_unit(self.answers[0])
+            implied = spread(self.answers[0])
             wider = self.tolerance and self.tolerance > implied * (1 + 1e-9)
             return f"{shown} (± {self.tolerance:g})" if wider else shown
         return self.answers[0]
