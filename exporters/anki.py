@@ -1,10 +1,15 @@
-"""Anki: a `.apkg` deck per bank, subdecks per category, one note per variant (written with genanki).
+"""Anki: a `.apkg` deck per bank, one note per variant (written with genanki).
 
 Anki's import (26.9, checked): a note whose GUID is known is updated only when the incoming modification
 time is strictly newer, otherwise skipped as a duplicate; a note type whose fields changed makes Anki skip
 the notes as conflicting. So: note GUIDs come from variant ids, model and deck ids from the bank id, and a
 change to the field list gets a new versioned note type (MODEL_VERSION). Notes carry the current time, or
 SOURCE_DATE_EPOCH when set, for byte-identical builds (the zip's entry times are fixed as well).
+
+Studying: Anki shows new cards of a deck in the order of their position (`due`), and its duplicate check looks at a
+note's first field. So a bank is one deck whose new cards take turns between questions (first variant of every
+question, then the second of every question, …) instead of one question's variants back to back, and the first field
+(`Source`: bank, question and variant id) differs for every variant; the category is a tag and shown on the card.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
 #: Raise when FIELDS or the card templates change in a way Anki cannot update in place.
-MODEL_VERSION = 2
-#: The note type's fields, in order (documented in README).
+MODEL_VERSION = 3
+#: The note type's fields, in order (documented in README). The first is what Anki checks for duplicates and sorts
+#: the browser by: one per variant.
 FIELDS = [
+    "Source",
     "Question",
     "Code",
     "Choices",
@@ -37,7 +44,6 @@ FIELDS = [
     "Category",
     "Title",
     "Meta",
-    "Source",
     # A short answer's first accepted spelling: the card asks for it with a type-in box ({{type:Typed}}).
     "Typed",
 ]
@@ -113,10 +119,11 @@ def _answer_html(variant: Variant) -> str:
     return key
 
 
-def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki.Note:
+def note(bank: BankInfo, variant: Variant, note_model: genanki.Model, position: int = 0) -> genanki.Note:
     meta = f"{variant.difficulty} · {clock(variant.time_limit)}"
     hints = "".join(markdown_html(hint) for hint in variant.hints)
     fields = [
+        escape(f"{bank.title} · {variant.question_id} · {variant.variant_id}"),
         markdown_html(variant.stem),
         code_html(variant.shown_code) if variant.shown_code else "",
         _choices_html(variant),
@@ -126,7 +133,6 @@ def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki
         escape(variant.category),
         escape(variant.title),
         escape(meta),
-        escape(f"{bank.title} · {variant.question_id} · {variant.variant_id}"),
         escape(variant.answers[0]) if variant.type == "short_answer" else "",
     ]
     tags = [
@@ -140,6 +146,7 @@ def note(bank: BankInfo, variant: Variant, note_model: genanki.Model) -> genanki
         fields=fields,
         guid=genanki.guid_for("qbank", bank.id, variant.variant_id),
         tags=list(dict.fromkeys(tags)),
+        due=position,
     )
 
 
@@ -164,14 +171,33 @@ class AnkiExporter(Exporter):
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         note_model = model(bank)
-        decks: dict[str, genanki.Deck] = {}
-        for variant in variants:
-            name = f"{bank.title}::{variant.category}"
-            if name not in decks:
-                decks[name] = genanki.Deck(
-                    stable_id("qbank-deck", bank.id, variant.category),
-                    name,
-                    description=escape(bank.description),
-                )
-            decks[name].add_note(note(bank, variant, note_model))
-        return {f"{bank.id}{self.suffix}": package_bytes(list(decks.values()), build_time())}
+        deck = genanki.Deck(stable_id("qbank-deck", bank.id), bank.title, description=_deck_description(bank))
+        for variant, position in zip(variants, study_order(variants), strict=True):
+            deck.add_note(note(bank, variant, note_model, position))
+        return {f"{bank.id}{self.suffix}": package_bytes([deck], build_time())}
+
+
+def study_order(variants: Sequence[Variant]) -> list[int]:
+    """Each variant's position among new cards: questions take turns (the first variant of each question in bank
+    order, then the second of each, …), so a study session mixes questions from its first cards."""
+    seen: dict[tuple[str, str], int] = {}
+    questions: dict[tuple[str, str], int] = {}
+    keys = []
+    for variant in variants:
+        question = (variant.bank_id, variant.question_id)
+        questions.setdefault(question, len(questions))
+        round_ = seen.get(question, 0)
+        seen[question] = round_ + 1
+        keys.append((round_, questions[question]))
+    ranked = sorted(range(len(variants)), key=keys.__getitem__)
+    positions = [0] * len(variants)
+    for position, index in enumerate(ranked):
+        positions[index] = position
+    return positions
+
+
+def _deck_description(bank: BankInfo) -> str:
+    text = escape(bank.description)
+    if bank.badge:
+        text += f"<br>Get every card right to earn the <b>{escape(bank.badge)}</b>."
+    return text

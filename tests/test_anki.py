@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import zipfile
 from collections.abc import Iterator
@@ -79,21 +80,49 @@ def test_every_card_renders_with_stem_code_and_answer(
             assert "<script>" not in front
 
 
-def test_decks_per_category_with_stable_ids(
+def test_one_deck_per_bank_with_its_description_and_category_tags(
     gru_50: Generation, collection: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import_apkg(collection, build(gru_50, tmp_path, 1_700_000_000, monkeypatch))
-    names = {d.name for d in collection.decks.all_names_and_ids()}
-    assert {
-        "GRU Mastery::Predict Output",
-        "GRU Mastery::Debug",
-        "GRU Mastery::Conceptual",
-        "GRU Mastery::Hyperparameter",
-        "GRU Mastery::Metrics",
-    } <= names
+    names = {d.name for d in collection.decks.all_names_and_ids()} - {"Default"}
+    assert names == {"GRU Mastery"}
+    deck = collection.decks.by_name("GRU Mastery")
+    assert deck is not None and gru_50.bank.description[:40] in html.unescape(deck["desc"])
+    assert gru_50.bank.badge and gru_50.bank.badge in html.unescape(deck["desc"])
+    for category in {v.category for v in gru_50.variants}:
+        assert collection.find_notes(f"tag:{'_'.join(category.split())}"), category
     note = collection.get_note(collection.find_notes("")[0])
     assert all(" " not in tag for tag in note.tags)
     assert any(tag.startswith("qbank::") for tag in note.tags)
+
+
+def test_new_cards_take_turns_between_questions(
+    gru_50: Generation, collection: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first study session mixes questions: Anki's own queue, not our idea of it, is what is checked."""
+    import_apkg(collection, build(gru_50, tmp_path, 1_700_000_000, monkeypatch))
+    deck = collection.decks.by_name("GRU Mastery")
+    assert deck is not None
+    collection.decks.select(deck["id"])
+    config = collection.decks.config_dict_for_deck_id(deck["id"])
+    config["new"]["perDay"] = 20
+    collection.decks.update_config(config)
+    queued = collection.sched.get_queued_cards(fetch_limit=20).cards
+    assert len(queued) == 20
+    questions = [shown(collection.get_card(entry.card.id).note()["Source"]).split(" · ")[1] for entry in queued]
+    assert len(set(questions)) >= 5, questions
+    assert all(a != b for a, b in itertools.pairwise(questions)), "the same question twice in a row"
+
+
+def test_no_note_is_flagged_as_a_duplicate_of_another(
+    gru_50: Generation, collection: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anki.notes import NoteFieldsCheckResult
+
+    import_apkg(collection, build(gru_50, tmp_path, 1_700_000_000, monkeypatch))
+    checks = [collection.get_note(note_id).fields_check() for note_id in collection.find_notes("")]
+    assert len(checks) == len(gru_50.variants)
+    assert all(check == NoteFieldsCheckResult.NORMAL for check in checks), set(checks)
 
 
 def test_reimporting_a_later_export_updates_in_place(
@@ -111,7 +140,7 @@ def test_reimporting_a_later_export_updates_in_place(
     assert len(again.updated) == len(result.variants)
     assert len(collection.find_notes("")) == len(result.variants)
     models = [m.name for m in collection.models.all_names_and_ids() if m.name.startswith("qbank")]
-    assert models == ["qbank v2: GRU Mastery"]
+    assert models == ["qbank v3: GRU Mastery"]
 
     edited_bank = gru_bank.model_copy(
         update={
