@@ -3,7 +3,8 @@
 Spec: https://docs.moodle.org/en/GIFT_format — questions are separated by blank lines, so every newline
 inside a text is written `\\n`; the characters ~ = # { } : and the backslash are escaped with a backslash.
 Text goes in as HTML (`[html]`), the same HTML the other exporters use. GIFT has no hints or tries: the
-hints are added to the general feedback (after `####`), so nothing is lost.
+hints are added to the general feedback (after `####`), so nothing is lost. A comment line above each question
+carries its idnumber and tags (`// [id:…] [tag:…]`), which Moodle's GIFT import reads since 4.0.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from qbank.exporting import Exporter, Files, clock
 from qbank.render import inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
-from .moodle import FRACTIONS, category_path
+from .moodle import FRACTIONS, category_path, idnumber, question_tags
 
 _SPECIAL = {"\\": "\\\\", "~": "\\~", "=": "\\=", "#": "\\#", "{": "\\{", "}": "\\}", ":": "\\:", "\n": "\\n", "\r": ""}
 
@@ -36,6 +37,18 @@ def _question_html(variant: Variant) -> str:
 def _general_feedback(variant: Variant) -> str:
     hints = "".join(markdown_html(f"**Hint:** {hint}") for hint in variant.hints)
     return markdown_html(variant.explanation) + hints
+
+
+def _id_and_tags(bank: BankInfo, variant: Variant) -> str:
+    """The comment Moodle's GIFT import reads an idnumber and tags from: `]` escaped; no control characters, and
+    no `<` or `>` in a tag (Moodle's pattern stops at them)."""
+
+    def clean(text: str, extra: str = "") -> str:
+        text = "".join(c for c in " ".join(text.split()) if c.isprintable() and c not in extra)
+        return text.replace("]", "\\]")
+
+    tags = " ".join(f"[tag:{clean(t, '<>')}]" for t in question_tags(variant) if clean(t, "<>"))
+    return f"// [id:{clean(idnumber(bank, variant))}] {tags}".rstrip()
 
 
 def _answers(variant: Variant) -> list[str]:
@@ -77,5 +90,6 @@ class GiftExporter(Exporter):
             name = escape(f"{variant.title} · {variant.variant_id[:8]}")
             body = "\n".join(f"\t{answer}" for answer in _answers(variant))
             feedback = f"\t####{escape(_general_feedback(variant))}"
+            lines += [_id_and_tags(bank, variant)]
             lines += [f"::{name}::[html]{escape(_question_html(variant))}{{\n{body}\n{feedback}\n}}", ""]
         return {f"{bank.id}{self.suffix}": "\n".join(lines)}

@@ -120,19 +120,29 @@ def _question(bank: BankInfo, variant: Variant) -> _Question:
     name = f"{variant.title} · {variant.variant_id[:8]}"
     if len(name) > MAX_NAME:
         name = name[: MAX_NAME - 11] + "… " + variant.variant_id[:8]
-    tags = [variant.category, variant.difficulty, f"time {clock(variant.time_limit)}", *variant.tags]
     return _Question(
         variant=variant,
         moodle_type=moodle_type,
         name=name,
-        idnumber=f"{bank.id}:{variant.question_id}:{variant.variant_id}"[-MAX_IDNUMBER:],
+        idnumber=idnumber(bank, variant),
         text=text,
         general_feedback=general,
         penalty=f"{1 / variant.attempts:.7f}",
         hints=hints,
         answers=answers,
-        tags=list(dict.fromkeys(tags)),
+        tags=question_tags(variant),
     )
+
+
+def idnumber(bank: BankInfo, variant: Variant) -> str:
+    """A variant's Moodle idnumber: bank, question and variant id (its end, if longer than Moodle keeps)."""
+    return f"{bank.id}:{variant.question_id}:{variant.variant_id}"[-MAX_IDNUMBER:]
+
+
+def question_tags(variant: Variant) -> list[str]:
+    """A variant's Moodle tags: category, difficulty, time limit and the topic tags."""
+    tags = [variant.category, variant.difficulty, f"time {clock(variant.time_limit)}", *variant.tags]
+    return list(dict.fromkeys(tags))
 
 
 _env = templates(autoescape=True, cdata=cdata)

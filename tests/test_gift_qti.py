@@ -94,6 +94,35 @@ def test_gift_round_trips_every_text(hostile: Generation, gru_50: Generation, tm
                 assert [answer.replace("\\*", "*") for answer in typed] == variant.answers
 
 
+# Moodle's GIFT import (qformat_gift::extract_idnumber_and_tags_from_comment), ported: an idnumber and any number of
+# tags from the `//` lines of a question's block, `]` escaped as `\]`.
+_GIFT_ID = re.compile(r"\[id:((?:\\\]|[^\]\[\x00-\x1f\x7f])+)\]")
+_GIFT_TAG = re.compile(r"\[tag:((?:\\\]|[^\]<>\x00-\x1f\x7f])+)\]")
+
+
+def test_gift_questions_carry_the_idnumber_and_tags_of_the_moodle_xml(gru_50: Generation, tmp_path: Path) -> None:
+    qbank.export(gru_50, ["gift", "moodle"], tmp_path)
+    tree = etree.parse(str(tmp_path / "gru_mastery.moodle.xml"))
+    expected = [
+        (q.findtext("idnumber"), [t.findtext("text") for t in q.iterfind("tags/tag")])
+        for q in tree.iterfind("question")
+        if q.get("type") != "category"
+    ]
+    found = []
+    for block in re.split(r"\n\s*\n", (tmp_path / "gru_mastery.gift.txt").read_text()):
+        comments = "\n".join(line.strip() for line in block.splitlines() if line.strip().startswith("//"))
+        if "::" not in block.replace(comments, ""):
+            continue  # the file's heading, a category
+        identifier = _GIFT_ID.search(comments)
+        assert identifier, block[:120]
+        tags = [tag.strip().replace("\\]", "]") for tag in _GIFT_TAG.findall(comments)]
+        found.append((identifier.group(1).strip(), tags))
+    assert found == expected
+    assert len({identifier for identifier, _ in found}) == len(gru_50.variants)
+    for variant, (_, tags) in zip(gru_50.variants, found, strict=True):
+        assert variant.category in tags and variant.difficulty in tags
+
+
 def test_gift_escapes_every_special_character(hostile: Generation, tmp_path: Path) -> None:
     qbank.export(hostile, ["gift"], tmp_path)
     text = (tmp_path / "hostile.gift.txt").read_text()
