@@ -1,5 +1,7 @@
 """Markdown: a printable student sheet and a separate answer key (CommonMark).
 
+Variants of one question are grouped under its heading (numbered 1.1, 1.2, …), and its hints are listed once.
+
 Spec: https://spec.commonmark.org/0.31.2/ — bank text is already Markdown and goes in as it is; titles are
 escaped, code goes in fenced `python` blocks whose fence is longer than any backtick run in the code.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from markdown_it import MarkdownIt
 
@@ -94,14 +97,24 @@ _env = templates(
 )
 
 
+def by_question(variants: Sequence[Variant]) -> list[list[Variant]]:
+    """The variants grouped by question, in the order the questions first appear."""
+    groups: dict[tuple[str, str], list[Variant]] = {}
+    for variant in variants:
+        groups.setdefault((variant.bank_id, variant.question_id), []).append(variant)
+    return list(groups.values())
+
+
+def page(template: str, context: dict[str, Any]) -> str:
+    """One of the Markdown templates rendered (the exam sheets use them too)."""
+    return _env.get_template(template).render(context)
+
+
 class MarkdownExporter(Exporter):
     name = "markdown"
     description = "a printable student sheet (.md) and a separate answer key (.key.md)"
     suffix = ".md"
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
-        context = {"bank": bank, "variants": variants, "seed": seed}
-        return {
-            f"{bank.id}.md": _env.get_template("sheet.md.j2").render(context),
-            f"{bank.id}.key.md": _env.get_template("key.md.j2").render(context),
-        }
+        context = {"bank": bank, "variants": variants, "questions": by_question(variants), "seed": seed}
+        return {f"{bank.id}.md": page("sheet.md.j2", context), f"{bank.id}.key.md": page("key.md.j2", context)}

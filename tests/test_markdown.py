@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -21,13 +22,24 @@ def headings(parsed: list[Token], level: str) -> list[str]:
     return [parsed[i + 1].content for i, t in enumerate(parsed) if t.type == "heading_open" and t.tag == level]
 
 
-def test_sheet_has_a_heading_code_and_lettered_choices_per_question(gru_50: Generation, tmp_path: Path) -> None:
+def question_ids(variants: list) -> list[str]:  # type: ignore[type-arg]
+    return list(dict.fromkeys(v.question_id for v in variants))
+
+
+def test_sheet_groups_the_variants_of_each_question_under_one_heading(gru_50: Generation, tmp_path: Path) -> None:
     qbank.export(gru_50, ["markdown"], tmp_path)
     parsed = tokens(tmp_path / "gru_mastery.md")
-    titles = headings(parsed, "h2")
-    questions = [t for t in titles if t != "Hints"]
-    assert len(questions) == len(gru_50.variants)
+    questions = [t for t in headings(parsed, "h2") if t != "Hints"]
+    ids = question_ids(gru_50.variants)
+    assert len(questions) == len(ids)
     assert questions[0] == f"1. {gru_50.variants[0].title}"
+    # Sub-headings 1.1, 1.2, … for a question with several variants, in the order the variants were made.
+    subs = headings(parsed, "h3")
+    for number, qid in enumerate(ids, start=1):
+        group = [v for v in gru_50.variants if v.question_id == qid]
+        mine = [s for s in subs if s.startswith(f"{number}.")]
+        expected = [f"{number}.{i} · variant {v.variant_id[:8]}" for i, v in enumerate(group, start=1)]
+        assert mine == (expected if len(group) > 1 else [])
     fences = [t for t in parsed if t.type == "fence"]
     coded = [v for v in gru_50.variants if v.code]
     assert [f.content for f in fences if f.info == "python"] == [v.code.rstrip("\n") + "\n" for v in coded]
@@ -37,12 +49,21 @@ def test_sheet_has_a_heading_code_and_lettered_choices_per_question(gru_50: Gene
     assert "intermediate · 2:00" in (tmp_path / "gru_mastery.md").read_text()
 
 
-def test_key_gives_the_answer_and_explanation_for_each_question(gru_50: Generation, tmp_path: Path) -> None:
+def test_hints_are_listed_once_per_question(gru_50: Generation, tmp_path: Path) -> None:
+    qbank.export(gru_50, ["markdown"], tmp_path)
+    hints = (tmp_path / "gru_mastery.md").read_text().split("\n## Hints\n")[1]
+    for number, qid in enumerate(question_ids(gru_50.variants), start=1):
+        distinct = {h for v in gru_50.variants if v.question_id == qid for h in v.hints}
+        assert hints.count(f"- **Question {number}:**") == len(distinct)
+
+
+def test_key_gives_the_answer_and_explanation_for_each_variant(gru_50: Generation, tmp_path: Path) -> None:
     qbank.export(gru_50, ["markdown"], tmp_path)
     text = (tmp_path / "gru_mastery.key.md").read_text()
     parsed = tokens(tmp_path / "gru_mastery.key.md")
-    assert len(headings(parsed, "h2")) == len(gru_50.variants)
-    sections = text.split("\n## ")[1:]
+    assert len(headings(parsed, "h2")) == len(question_ids(gru_50.variants))
+    sections = re.split(r"\n##+ |\n\*Variant ", text)
+    sections = [s for s in sections if "**Answer" in s]
     for section, variant in zip(sections, gru_50.variants, strict=True):
         assert "**Answer" in section
         if variant.type == "multiple_choice":
