@@ -512,7 +512,7 @@ def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, Ru
     errors = isinstance(question.answer, ErrorAnswer)
     options = _Options(question.num_choices, errors)
     options.offer(key.plain, Choice.model_construct(text=key.markdown, correct=True, feedback="", source="answer"))
-    for _, job, feedback in plan.mistakes:
+    for mistake, job, feedback in plan.mistakes:
         run = results[job.key]
         if run.failure:
             continue  # a mistake that cannot run gives no distractor; the next source fills in
@@ -523,7 +523,7 @@ def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, Ru
                 continue
             plain = f"raises {display.error_text(run.error)}"
             shown = _Shown(plain, display.as_code(plain))
-        options.offer(shown.plain, _wrong(shown.markdown, feedback, "mistake"))
+        options.offer(shown.plain, _wrong(shown.markdown, feedback, "mistake", mistake.name))
     for text, feedback in plan.distractors:
         options.offer(
             display.plain_of(text),
@@ -545,5 +545,5 @@ def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, Ru
     return options.choices, options.collisions
 
 
-def _wrong(markdown: str, feedback: str, source: ChoiceSource) -> Choice:
-    return Choice.model_construct(text=markdown, correct=False, feedback=feedback, source=source)
+def _wrong(markdown: str, feedback: str, source: ChoiceSource, mistake: str | None = None) -> Choice:
+    return Choice.model_construct(text=markdown, correct=False, feedback=feedback, source=source, mistake=mistake)

@@ -28,6 +28,9 @@ class Choice(_Frozen):
     #: Where the option came from: written in the `bank`, the computed `answer`, a `mistake` that was run,
     #: a bank `distractor`, or a generated `near-miss`.
     source: ChoiceSource = "bank"
+    #: The name of the mistake whose outcome this option is (source `mistake`): what a learner who picks it
+    #: most likely did. Grading reports count the mistakes chosen by it.
+    mistake: str | None = None
 
 
 class ErrorInfo(_Frozen):
