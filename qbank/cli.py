@@ -18,8 +18,10 @@ from pathlib import Path
 from qbank import __version__
 from qbank.check import check
 from qbank.errors import QbankError
+from qbank.exam import make_exam, numbered, parse_pick, read_roster, write_exam
 from qbank.exporting import formats
 from qbank.generate import MAX_VARIANTS, Generation, generate
+from qbank.grading import grade_and_write
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank, json_schema
 from qbank.preview import preview
@@ -149,6 +151,35 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", "-o", type=Path, default=Path("preview"), help="output folder (default preview)")
     preview.add_argument("--once", action="store_true", help="write the page once and stop (no watching)")
 
+    exam = commands.add_parser(
+        "exam",
+        help="one sheet and answer key per student, a class key and a manifest for `qbank grade`",
+        description="Deal each student one variant of every question (or K questions per category with --pick), "
+        "drawn from the seed and the student ids, and write per student FILE.md, FILE.pdf and FILE.key.md, plus "
+        "key.csv and manifest.json. The same banks, roster and seed give byte-identical files.",
+    )
+    exam.add_argument("banks", nargs="+", metavar="BANK", help="bank files or built-in ids")
+    who = exam.add_mutually_exclusive_group(required=True)
+    who.add_argument("--students", type=_positive, help="this many students, named s001, s002, …")
+    who.add_argument("--roster", type=Path, help="a CSV file with a header: id (or student), and optionally name")
+    exam.add_argument("--seed", "-s", type=_seed, default=0, help="the seed (default 0)")
+    exam.add_argument("--out", "-o", type=Path, required=True, help="output folder (made if missing)")
+    exam.add_argument("--pick", help="K questions per category for each student, e.g. 'Debug=1,Predict Output=2'")
+    exam.add_argument("--title", help="the title on every sheet (default: the banks' titles)")
+    exam.add_argument("--no-pdf", action="store_true", help="write the Markdown sheets only")
+    exam.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
+    exam.add_argument("--no-cache", action="store_true", help="run every snippet without the outcome cache")
+
+    grade = commands.add_parser(
+        "grade",
+        help="score students' answers to an exam and report the mistakes chosen",
+        description="Read DIR/manifest.json (written by `qbank exam`) and a CSV of answers (student, question, "
+        "answer), score them by meaning, and write grades.csv, scored.csv, report.md and a chart per question.",
+    )
+    grade.add_argument("folder", metavar="DIR", type=Path, help="the folder `qbank exam --out` wrote")
+    grade.add_argument("--answers", "-a", type=Path, required=True, help="CSV: student, question, answer")
+    grade.add_argument("--out", "-o", type=Path, default=None, help="where to write (default: DIR)")
+
     gen = commands.add_parser("generate", help="make variants and export them")
     add_run_options(gen, 1)
     gen.add_argument(
@@ -241,6 +272,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return preview(args.bank, load, args.out, args.variants, args.seed, watch=not args.once, store=_store(args))
     if command == "generate":
         return _generate(args)
+    if command == "exam":
+        return _exam(args)
+    if command == "grade":
+        return _grade(args)
     if command == "check":
         return _check(args)
     if command == "stress":
@@ -293,6 +328,48 @@ def _generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _exam(args: argparse.Namespace) -> int:
+    banks = [load_bank(name) for name in args.banks]
+    students = read_roster(args.roster) if args.roster else numbered(args.students)
+    pick = parse_pick(args.pick) if args.pick is not None else None
+    with Progress("running code") as progress:
+        exam = make_exam(
+            banks,
+            students,
+            args.seed,
+            pick=pick,
+            title=args.title,
+            jobs=args.jobs,
+            store=_store(args),
+            progress=progress,
+        )
+    for notice in exam.notices:
+        print(f"qbank: note: {notice}", file=sys.stderr)
+    for failure in exam.failures:
+        print(f"qbank: variant failed (not dealt): {failure}", file=sys.stderr)
+    with Progress("writing") as status:
+        status.note(f"writing {_count(len(exam.sheets), 'sheet')} …")
+        written = write_exam(exam, args.out, pdf=not args.no_pdf)
+    questions = {len(sheet.variants) for sheet in exam.sheets}
+    print(
+        f"{_count(len(exam.sheets), 'student')}, {'/'.join(map(str, sorted(questions)))} questions each → "
+        f"{_count(len(written), 'file')} in {args.out} (key.csv, manifest.json and per student "
+        f"{'.md, .pdf, .key.md' if not args.no_pdf else '.md, .key.md'})"
+    )
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    grading, written = grade_and_write(args.folder, args.answers, args.out)
+    right = sum(mark.score for mark in grading.marks)
+    print(
+        f"{_count(len(grading.students), 'student')}, {_count(len(grading.marks), 'answer')} marked, {right:g} right "
+        f"→ " + ", ".join(str(path) for path in written if path.suffix != ".svg") + " and "
+        f"{_count(sum(path.suffix == '.svg' for path in written), 'chart')}"
+    )
     return 0
 
 

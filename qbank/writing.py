@@ -78,6 +78,18 @@ def export_files(
             raise
 
 
+def write_files(folder: Path, files: Files) -> list[Path]:
+    """Write `files` (name → content) into `folder`: each staged beside its final name, then all renamed, or none."""
+    _make_folder(folder)
+    run = secrets.token_hex(4)
+    with _locked(folder):
+        try:
+            return _commit(folder, _stage_all(folder, files, run))
+        except BaseException:
+            _discard(folder.glob(f".*.{run}.*.tmp"))
+            raise
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold the folder's lock: a second run writing into it waits, instead of removing this run's temporaries as
