@@ -352,7 +352,7 @@ def _exam(args: argparse.Namespace) -> int:
         print(f"qbank: variant failed (not dealt): {failure}", file=sys.stderr)
     with Progress("writing") as status:
         status.note(f"writing {_count(len(exam.sheets), 'sheet')} …")
-        written = write_exam(exam, args.out, pdf=not args.no_pdf)
+        written = write_exam(exam, args.out, pdf=not args.no_pdf, jobs=args.jobs)
     questions = {len(sheet.variants) for sheet in exam.sheets}
     print(
         f"{_count(len(exam.sheets), 'student')}, {'/'.join(map(str, sorted(questions)))} questions each → "

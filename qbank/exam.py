@@ -14,8 +14,10 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -242,16 +244,19 @@ def _file_names(students: Sequence[Student]) -> list[str]:
 # --- files --------------------------------------------------------------------------------------------------
 
 
-def exam_files(exam: Exam, *, pdf: bool = True) -> Files:
+def exam_files(exam: Exam, *, pdf: bool = True, jobs: int | None = None) -> Files:
     """Every file of the exam, by name: per student `FILE.md`, `FILE.key.md` (and `FILE.pdf`), then `key.csv` and
-    `manifest.json`."""
+    `manifest.json`. PDFs are typeset in up to `jobs` threads (default one per core): Typst works outside the GIL."""
     files: Files = {}
     for sheet in exam.sheets:
         context = {"exam": exam, "sheet": sheet, "student": sheet.student, "variants": sheet.variants}
         files[f"{sheet.file}.md"] = page("exam_sheet.md.j2", context)
         files[f"{sheet.file}.key.md"] = page("exam_key.md.j2", context)
-        if pdf:
-            files[f"{sheet.file}.pdf"] = typeset.pdf(sheet_typst(exam, sheet))
+    if pdf:
+        with ThreadPoolExecutor(jobs or os.cpu_count() or 1) as lanes:
+            sources = (sheet_typst(exam, sheet) for sheet in exam.sheets)
+            for sheet, document in zip(exam.sheets, lanes.map(typeset.pdf, sources), strict=True):
+                files[f"{sheet.file}.pdf"] = document
     files[KEY_CSV] = key_csv(exam)
     files[MANIFEST] = json.dumps(manifest(exam), indent=1, ensure_ascii=False) + "\n"
     return files
@@ -375,6 +380,6 @@ def _question_typst(number: int, variant: Variant) -> str:
     return f"#v(10pt)\n#block(width: 100%, breakable: {'false' if short else 'true'})[\n{''.join(lines)}]\n"
 
 
-def write_exam(exam: Exam, folder: Path, *, pdf: bool = True) -> list[Path]:
+def write_exam(exam: Exam, folder: Path, *, pdf: bool = True, jobs: int | None = None) -> list[Path]:
     """Render every file of the exam, then write them into `folder`: all or none."""
-    return write_files(folder, exam_files(exam, pdf=pdf))
+    return write_files(folder, exam_files(exam, pdf=pdf, jobs=jobs))
