@@ -27,10 +27,12 @@ def escape(text: str) -> str:
 
 
 def _question_html(variant: Variant) -> str:
-    """Stem and code as HTML; the code unhighlighted, so it stays readable in the GIFT file itself."""
+    """Stem and code as HTML."""
     header = f"<p><small>{variant.category} · {variant.difficulty} · time limit {clock(variant.time_limit)}</small></p>"
     shown = variant.shown_code
-    code = f"<pre><code>{html.escape(shown, quote=False)}</code></pre>" if shown else ""
+    # Long lines wrap at the screen's edge; unhighlighted, so the code stays readable in the GIFT file itself.
+    wrap = "white-space:pre-wrap;overflow-wrap:anywhere"
+    code = f'<pre style="{wrap}"><code>{html.escape(shown, quote=False)}</code></pre>' if shown else ""
     return header + markdown_html(variant.stem) + code
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import jinja2
 
 from qbank.errors import QbankError
-from qbank.render import code_html, markdown_html
+from qbank.render import PALETTE, code_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
 ENTRY_POINT_GROUP = "qbank.exporters"
@@ -131,6 +131,12 @@ def templates(autoescape: bool, **filters: Callable[..., Any]) -> jinja2.Environ
     env.filters["clock"] = clock
     env.filters.update(filters)
     return env
+
+
+@cache
+def style_sheet() -> str:
+    """qbank's shared CSS (code, inline code, light and dark palettes) for pages that use `classes=True` HTML."""
+    return templates(autoescape=False).get_template("qbank.css.j2").render(palette=PALETTE)
 
 
 def clock(seconds: int) -> str:

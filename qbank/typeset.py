@@ -25,7 +25,6 @@ PREAMBLE = """#set document(date: none)
 #set text(font: "Libertinus Serif", size: 11pt, lang: "en")
 #set par(justify: false)
 #show raw: set text(font: "DejaVu Sans Mono", size: 8.5pt)
-#show raw.where(block: true): block.with(fill: luma(245), inset: 6pt, radius: 3pt, width: 100%)
 """
 
 
@@ -52,9 +51,24 @@ def text(plain: str) -> str:
     return f"#{string(plain)}" if plain else ""
 
 
+#: Width of one character of the code font, in em (DejaVu Sans Mono).
+_CHAR_EM = 0.602
+
+
 def code_block(code: str, language: str = "python") -> str:
-    """A code block; long lines wrap inside the page."""
-    return f"#raw(block: true, lang: {string(language)}, {string(code)})\n"
+    """A code block whose long lines wrap inside the page, each continuation indented 4 characters beyond its
+    line's own indentation (one paragraph per line, with a hanging indent)."""
+    lines = []
+    for line in code.rstrip("\n").split("\n"):
+        indent = len(line) - len(line.lstrip(" "))
+        # An empty paragraph would take no height: an empty line holds a zero-width space.
+        body = f"#raw({string(line)}, lang: {string(language)})" if line.strip() else r'#raw("\u{200b}")'
+        lines.append(f"#par(hanging-indent: {(indent + 4) * _CHAR_EM:.3f}em)[{body}]")
+    return (
+        "#block(fill: luma(245), inset: 6pt, radius: 3pt, width: 100%)[\n"
+        '#set text(font: "DejaVu Sans Mono", size: 8.5pt)\n'
+        "#set par(leading: 0.5em, spacing: 0.5em, justify: false)\n" + "\n".join(lines) + "\n]\n"
+    )
 
 
 @lru_cache(maxsize=4096)
