@@ -25,7 +25,7 @@ from itertools import count
 import genanki
 
 from qbank.errors import QbankError
-from qbank.exporting import LETTERS, Exporter, Files, clock, templates, zip_bytes
+from qbank.exporting import LETTERS, Exporter, Files, clock, style_sheet, templates, zip_bytes
 from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
@@ -77,7 +77,7 @@ _env = templates(autoescape=True)
 def model(bank: BankInfo) -> genanki.Model:
     front = _env.get_template("anki_front.html").render()
     back = _env.get_template("anki_back.html").render()
-    css = _env.get_template("anki.css").render()
+    css = style_sheet() + _env.get_template("anki.css").render()
     return genanki.Model(
         stable_id("qbank-model", str(MODEL_VERSION), bank.id),
         f"qbank v{MODEL_VERSION}: {bank.title}",
@@ -90,7 +90,7 @@ def model(bank: BankInfo) -> genanki.Model:
 def _choices_html(variant: Variant) -> str:
     if not variant.choices:
         return ""
-    items = "".join(f"<li>{inline_html(choice.text)}</li>" for choice in variant.choices)
+    items = "".join(f"<li>{inline_html(choice.text, True)}</li>" for choice in variant.choices)
     note = '<p class="qb-multi">Choose every correct answer.</p>' if variant.multiple_answers else ""
     return f'{note}<ol class="qb-choices" type="A">{items}</ol>'
 
@@ -100,10 +100,11 @@ def _answer_html(variant: Variant) -> str:
         parts = []
         for index, choice in enumerate(variant.choices):
             if choice.correct:
-                why = f'<div class="qb-why">{markdown_html(choice.feedback)}</div>' if choice.feedback else ""
-                parts.append(f'<div class="qb-key"><b>{LETTERS[index]}.</b> {inline_html(choice.text)}</div>{why}')
+                why = f'<div class="qb-why">{markdown_html(choice.feedback, True)}</div>' if choice.feedback else ""
+                key = inline_html(choice.text, True)
+                parts.append(f'<div class="qb-key"><b>{LETTERS[index]}.</b> {key}</div>{why}')
         wrong = [
-            f"<li><b>{LETTERS[index]}</b>: {inline_html(choice.feedback)}</li>"
+            f"<li><b>{LETTERS[index]}</b>: {inline_html(choice.feedback, True)}</li>"
             for index, choice in enumerate(variant.choices)
             if not choice.correct and choice.feedback and variant.type == "multiple_choice"
         ]
@@ -112,23 +113,24 @@ def _answer_html(variant: Variant) -> str:
                 f'<details class="qb-others"><summary>Why not the others</summary><ul>{"".join(wrong)}</ul></details>'
             )
         return "".join(parts)
-    key = f'<div class="qb-key">{inline_html(variant.key_text)}</div>'
+    key = f'<div class="qb-key">{inline_html(variant.key_text, True)}</div>'
     if len(variant.answers) > 1:
-        others = ", ".join(f"<code>{escape(answer)}</code>" for answer in variant.answers[1:])
+        others = ", ".join(f'<code class="qb-code">{escape(answer)}</code>' for answer in variant.answers[1:])
         key += f'<div class="qb-also">Also accepted: {others}</div>'
     return key
 
 
 def note(bank: BankInfo, variant: Variant, note_model: genanki.Model, position: int = 0) -> genanki.Note:
     meta = f"{variant.difficulty} · {clock(variant.time_limit)}"
-    hints = "".join(markdown_html(hint) for hint in variant.hints)
+    # A revealed hint says what it is: Anki's {{hint:}} link disappears once clicked.
+    hints = "".join(markdown_html(f"**Hint:** {hint}", True) for hint in variant.hints)
     fields = [
         escape(f"{bank.title} · {variant.question_id} · {variant.variant_id}"),
-        markdown_html(variant.stem),
-        code_html(variant.shown_code) if variant.shown_code else "",
+        markdown_html(variant.stem, True),
+        code_html(variant.shown_code, classes=True) if variant.shown_code else "",
         _choices_html(variant),
         _answer_html(variant),
-        markdown_html(variant.explanation),
+        markdown_html(variant.explanation, True),
         hints,
         escape(variant.category),
         escape(variant.title),
