@@ -1,7 +1,8 @@
 """HTML challenge: one self-contained page that plays a bank as a timed challenge.
 
-Per problem: a countdown from its time limit, attempts left, a hint button after a wrong try, feedback
-with the explanation; a score, and the bank's badge when every answer is right. No network: CSS and JS
+Per problem: a countdown from its time limit, attempts left, hints on request, feedback (why a chosen option
+is wrong) and the explanation; at the end a score, the bank's badge when every answer is right, and a review
+of every problem. Code wraps to the screen; colours follow the system's light or dark setting. No network: CSS and JS
 are inline. Bank text reaches the page only as HTML rendered from Markdown with raw HTML disabled, and
 the data is embedded as JSON with `<`, `>` and `&` escaped, so bank content cannot become markup.
 Each problem shows one of its variants, chosen when the page loads (`#seed=N` in the address fixes it).
@@ -16,12 +17,13 @@ from typing import Any
 
 from markupsafe import Markup
 
-from qbank.exporting import Exporter, Files, clock, templates
+from qbank.exporting import Exporter, Files, clock, style_sheet, templates
 from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, ErrorOutcome, Variant
 
 
 def _problem(variant: Variant) -> dict[str, Any]:
+    # The page carries qbank's style sheet: code is styled by its classes (light and dark palettes).
     return {
         "id": variant.variant_id,
         "title": variant.title,
@@ -32,16 +34,23 @@ def _problem(variant: Variant) -> dict[str, Any]:
         "seconds": variant.time_limit,
         "clock": clock(variant.time_limit),
         "attempts": variant.attempts,
-        "stem": markdown_html(variant.stem),
-        "code": code_html(variant.shown_code) if variant.shown_code else "",
-        "choices": [{"html": inline_html(c.text), "correct": c.correct} for c in variant.choices],
+        "stem": markdown_html(variant.stem, True),
+        "code": code_html(variant.shown_code, classes=True) if variant.shown_code else "",
+        "choices": [
+            {
+                "html": inline_html(c.text, True),
+                "correct": c.correct,
+                "feedback": markdown_html(c.feedback, True) if c.feedback else "",
+            }
+            for c in variant.choices
+        ],
         "answers": variant.answers,
         # Typed answers are compared by meaning in the page, as `qbank check` compares them (answers.js).
         "errors": isinstance(variant.outcome, ErrorOutcome),
         "tolerance": variant.tolerance or 0.0,
-        "hints": [markdown_html(hint) for hint in variant.hints],
-        "explanation": markdown_html(variant.explanation),
-        "key": inline_html(variant.key_text),
+        "hints": [markdown_html(f"**Hint:** {hint}", True) for hint in variant.hints],
+        "explanation": markdown_html(variant.explanation, True),
+        "key": inline_html(variant.key_text, True),
         "tags": variant.tags,
     }
 
@@ -68,6 +77,10 @@ class HtmlExporter(Exporter):
             problems.setdefault(variant.question_id, []).append(_problem(variant))
         data = {"title": bank.title, "badge": bank.badge, "seed": seed, "problems": list(problems.values())}
         page = _env.get_template("challenge.html.j2").render(
-            bank=bank, count=len(problems), data=script_json(data), answers_js=Markup(ANSWERS_JS)
+            bank=bank,
+            count=len(problems),
+            data=script_json(data),
+            answers_js=Markup(ANSWERS_JS),
+            shared_css=Markup(style_sheet()),
         )
         return {f"{bank.id}{self.suffix}": page}

@@ -93,3 +93,29 @@ def printing_bank_file(folder: Path, code: str) -> Path:
         'n = { type = "int", min = 1, max = 1000 }\n'
     )
     return path
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+#: Debian's Chromium, headless and quiet: no network of its own, no first-run work.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Chromium through Playwright, told where the browser is (it never downloads one)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("the browser tests need Chromium: apt-get install chromium (see README, Tests)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        instance = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()

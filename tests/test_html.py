@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,28 +11,7 @@ import pytest
 import qbank
 from qbank.generate import Generation
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("the HTML challenge tests need Chromium: apt-get install chromium (see README, Tests)")
-    with playwright.sync_playwright() as driver:
-        instance = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield instance
-        instance.close()
+from .conftest import ARTIFACTS
 
 
 @pytest.fixture
@@ -151,7 +128,7 @@ def test_bank_markup_is_shown_as_text(browser: Any, hostile: Generation, tmp_pat
         answer(tab, right=True)
         tab.locator("#next").click()
     assert dialogs == []
-    assert tab.locator("script").count() == 2  # the page's own data and code, nothing from the bank
+    assert tab.locator("script").count() == 3  # the theme, the data and the code: nothing from the bank
     tab.close()
 
 
