@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -37,6 +38,39 @@ IN_FLIGHT = 2
 READ_PAUSE = 0.005
 #: Seconds the parent waits past a job's wall-time limit before it stops the worker itself.
 WALL_GRACE = 1.0
+#: The environment variable that marks every process a worker started (see `Worker.spawn`).
+MARK = "QBANK_WORKER_MARK"
+
+
+def end_marked(mark: str) -> int:
+    """Kill every process of this user whose environment holds `mark` (Linux's /proc); how many were found."""
+    if not mark:
+        return 0
+    needle = mark.encode() + b"\0"
+    ended = 0
+    for _ in range(10):  # a process may start another as it is ended: look again
+        found = []
+        try:
+            pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+        except OSError:
+            break
+        for pid in pids:
+            if pid == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as environ:
+                    if needle in environ.read() + b"\0":
+                        found.append(pid)
+            except OSError:  # another user's process, or one that has ended
+                continue
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        ended += len(found)
+        time.sleep(0.01)
+    return ended
 
 
 @dataclass(frozen=True)
@@ -68,6 +102,7 @@ class RunResult:
 
 class _Worker:
     def __init__(self, workdir: str) -> None:
+        self.mark = ""  # set when the process starts
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
         self.buffer = b""
@@ -79,7 +114,12 @@ class _Worker:
         """Start the process without waiting: torch's import then overlaps with the caller's work."""
         if self.retired:
             raise RuntimeError("the worker pool is closed")
+        # Every process the worker starts inherits this mark: when the worker has to be killed, the processes its
+        # snippet left behind (daemons in sessions of their own, which a kill of its group does not reach) are found
+        # by it and ended too.
+        self.mark = f"{MARK}={secrets.token_hex(8)}"
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+        env[MARK] = self.mark.partition("=")[2]
         # -P: do not put the current folder on sys.path, so the installed qbank is the one that runs.
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "qbank.worker"],
@@ -140,9 +180,11 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            end_marked(self.mark)
             return "stopped"
         code = process.returncode
-        if code < 0:
+        if code < 0:  # killed (by us from another thread, or by the system): its snippet's leftovers go too
+            end_marked(self.mark)
             try:
                 return f"killed by signal {signal.Signals(-code).name}"
             except ValueError:

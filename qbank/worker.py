@@ -9,6 +9,7 @@ before this one is done. The protocol uses private copies of stdin/stdout; the r
 from __future__ import annotations
 
 import contextlib
+import dis
 import io
 import json
 import math
@@ -20,6 +21,7 @@ import signal
 import sys
 import tempfile
 import time
+import types
 import warnings
 from typing import Any, BinaryIO
 
@@ -71,13 +73,46 @@ class _Fresh:
     next one's printed tensors would otherwise be recorded with one decimal.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, torch: Any) -> None:
         self.cwd = os.getcwd()
         self.environ = dict(os.environ)
         self.environ_data = dict(os.environ._data)  # type: ignore[attr-defined]  # compared in 1 µs, not 60
         self.filters = list(warnings.filters)
+        self.modules = dict(sys.modules)
+        # The namespaces a snippet may patch (`torch.nn.GRU = …`, `builtins.print = …`, `Tensor.__repr__ = …`):
+        # each compared with its copy after every snippet (a dict comparison, microseconds) and put back.
+        import builtins
+
+        watched = [builtins, torch, torch.nn, torch.nn.functional, torch.nn.Module, torch.Tensor, math, random, os]
+        self.namespaces = [(space, dict(vars(space))) for space in watched]
+        #: Whether the snippet that ran could have changed modules (see `may_patch`); checking costs ~50 µs.
+        self.suspect = True
+
+    def _restore_modules(self) -> None:
+        """Modules a snippet put in `sys.modules` without importing them from disk go (a fresh interpreter would not
+        find them); patched attributes of the watched namespaces get their values back."""
+        if sys.modules != self.modules:
+            for name in sys.modules.keys() - self.modules.keys():
+                spec = getattr(sys.modules[name], "__spec__", None)
+                if spec is None or (not getattr(spec, "origin", None) and not spec.submodule_search_locations):
+                    del sys.modules[name]
+            for name, module in self.modules.items():
+                if sys.modules.get(name) is not module:
+                    sys.modules[name] = module
+        for space, saved in self.namespaces:
+            current = vars(space)
+            if current == saved:
+                continue
+            for key in current.keys() - saved.keys():
+                if not isinstance(current[key], types.ModuleType):  # a submodule loaded on first use may stay
+                    delattr(space, key)
+            for key, value in saved.items():
+                if current.get(key, _MISSING) is not value:
+                    setattr(space, key, value)
 
     def restore(self, torch: Any) -> None:
+        if self.suspect:
+            self._restore_modules()
         torch.set_default_dtype(torch.float32)
         torch.set_grad_enabled(True)
         torch.set_printoptions(profile="default", sci_mode=None)
@@ -114,6 +149,41 @@ def _lift_limits(torch: Any) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
     if _fresh is not None:
         _fresh.restore(torch)
+
+
+_MISSING = object()
+#: What compiled code does when it could change a module for the snippets after it: set or delete an attribute
+#: (`torch.zeros = …`, `x.y += 1`), or name a way around that syntax (setattr, sys.modules, exec, importlib, …).
+#: Most snippets only call and print, and skip the check; one that sets an attribute of its own objects
+#: (`model.weight = …`) pays for it (~50 µs).
+_ATTRIBUTE_WRITES = (dis.opmap["STORE_ATTR"], dis.opmap["DELETE_ATTR"])
+_RISKY_NAMES = frozenset(
+    [
+        "setattr",
+        "delattr",
+        "globals",
+        "vars",
+        "exec",
+        "eval",
+        "compile",
+        "__import__",
+        "__dict__",
+        "__class__",
+        "__builtins__",
+        "builtins",
+        "modules",
+        "importlib",
+        "ModuleType",
+    ]
+)
+
+
+def may_patch(code: types.CodeType) -> bool:
+    """Whether running `code` could change a module (see above); nested functions and classes included."""
+    operations = code.co_code[::2]
+    if any(operation in operations for operation in _ATTRIBUTE_WRITES) or not _RISKY_NAMES.isdisjoint(code.co_names):
+        return True
+    return any(isinstance(const, types.CodeType) and may_patch(const) for const in code.co_consts)
 
 
 #: Set once torch is imported, before the first snippet.
@@ -172,6 +242,10 @@ def _run_one(job: dict[str, Any], torch: Any, base_memory: int) -> dict[str, Any
             "seconds": 0.0,
             "failure": f"the code is not valid Python: {exc.msg} (line {exc.lineno})",
         }
+    if _fresh is not None:
+        # An expression is checked too (by name: it is compiled only once the code has run).
+        expression = job.get("expression") or ""
+        _fresh.suspect = may_patch(code) or any(name in expression for name in _RISKY_NAMES)
     # The CPU generator only: torch.manual_seed also queues seeds for every accelerator backend, recording
     # a Python traceback each time, which costs more than most snippets.
     torch.default_generator.manual_seed(0)
@@ -272,7 +346,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     global _fresh
-    _fresh = _Fresh()
+    _fresh = _Fresh(torch)
     signal.signal(signal.SIGPROF, _on_cpu_limit)
     signal.signal(signal.SIGALRM, _on_wall_limit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop

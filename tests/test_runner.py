@@ -126,7 +126,7 @@ print(random.random())
 """
 
 
-def test_a_snippet_cannot_change_what_the_next_one_records(pool: WorkerPool) -> None:
+def test_a_snippet_cannot_change_what_the_next_one_records() -> None:
     fresh = subprocess.run(
         [sys.executable, "-c", "import random, torch; torch.set_num_threads(1); random.seed(0)\n" + PROBE],
         capture_output=True,
@@ -134,11 +134,44 @@ def test_a_snippet_cannot_change_what_the_next_one_records(pool: WorkerPool) -> 
         check=True,
     ).stdout
     spoiler, probe = Job(SPOILER, limits=FAST), Job(PROBE, limits=FAST)
-    results = pool.run([spoiler, probe])
+    with WorkerPool(1) as one:  # one worker: the probe runs where the spoiler ran
+        results = one.run([spoiler, probe])
     assert results[spoiler.key].failure is None and results[spoiler.key].error is None
     assert results[probe.key].error is None, results[probe.key].error
     assert results[probe.key].stdout == fresh
     assert "tensor([1.2346])" in fresh
+
+
+PATCHER = """
+import builtins, sys, types, torch
+fake = types.ModuleType("helpers")
+fake.answer = 42
+sys.modules["helpers"] = fake
+torch.nn.GRU = torch.nn.LSTM
+torch.Tensor.__repr__ = lambda self: "patched"
+builtins.len = lambda x: -1
+torch.zeros = torch.ones
+del sys.modules["json"]
+"""
+PATCH_PROBE = """
+import json, sys, torch
+print(torch.nn.GRU.__name__, repr(torch.tensor([1.0])), len([1, 2]), torch.zeros(1).item(), "json" in sys.modules)
+try:
+    import helpers
+    print("helpers found")
+except ModuleNotFoundError:
+    print("no helpers")
+"""
+
+
+def test_a_snippet_cannot_patch_modules_for_the_next_one() -> None:
+    fresh = subprocess.run([sys.executable, "-c", PATCH_PROBE], capture_output=True, text=True, check=True).stdout
+    assert fresh == "GRU tensor([1.]) 2 0.0 True\nno helpers\n"
+    patcher, probe = Job(PATCHER, limits=FAST), Job(PATCH_PROBE, limits=FAST)
+    with WorkerPool(1) as one:  # one worker: the probe runs where the patcher ran
+        results = one.run([patcher, probe])
+    assert results[patcher.key].failure is None and results[patcher.key].error is None
+    assert results[probe.key].stdout == fresh
 
 
 def test_a_snippet_that_removes_its_folder_costs_only_itself(pool: WorkerPool) -> None:
@@ -180,3 +213,39 @@ print("started a daemon")
             return
         time.sleep(0.05)
     raise AssertionError(f"the daemon {daemon} is still running")
+
+
+def test_a_daemon_of_a_worker_that_had_to_be_killed_is_ended_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The snippet blocks the worker's own time limits, so the parent kills the worker; its daemon goes as well."""
+    import os
+    import time
+
+    marker = tmp_path / "daemon.pid"
+    code = f"""
+import os, signal, time
+child = os.fork()
+if child == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open({str(marker)!r}, "w") as out:
+            out.write(str(os.getpid()))
+        time.sleep(120)
+    os._exit(0)
+os.waitpid(child, 0)
+signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM, signal.SIGPROF}})
+time.sleep(60)
+"""
+    job = Job(code, limits=RunLimits(cpu_seconds=1, wall_seconds=1, memory_mb=512))
+    with WorkerPool(1) as one:
+        result = one.run([job])[job.key]
+    assert result.failure is not None
+    daemon = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(daemon, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(daemon, 9)
+    raise AssertionError(f"the daemon {daemon} was still running")
