@@ -224,16 +224,22 @@ def _order(seed: int, key: tuple[str, str], student_id: str) -> str:
     return hashlib.sha256("\x1f".join(["qbank-exam", str(seed), *key, student_id]).encode()).hexdigest()
 
 
+#: Stems a student's files must not have: `report.md` is written by `qbank grade` into the same folder.
+_RESERVED_STEMS = {"report"}
+
+
 def _file_names(students: Sequence[Student]) -> list[str]:
     """A file-name stem per student: the id with anything but letters, digits, `.`, `-` and `_` made `_`, and a
-    number added where two ids would give the same name (the comparison ignores case, for case-blind disks)."""
+    number added where two students' files (`X.md`, `X.key.md`, `X.pdf`) or grading's would have the same name (the
+    comparison ignores case, for case-blind disks)."""
     names: list[str] = []
     taken: set[str] = set()
     for student in students:
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", student.id).strip(".") or "student"
         stem = stem[:80]
         name, number = stem, 1
-        while name.lower() in taken or name.lower() in (MANIFEST.lower(), "key"):
+        # `a.key`'s sheet would be `a.key.md`, the key of student `a`: such a stem gets a number too.
+        while name.lower() in taken | _RESERVED_STEMS or name.lower().endswith(".key"):
             number += 1
             name = f"{stem}-{number}"
         taken.add(name.lower())

@@ -98,7 +98,8 @@ def _picked(variant: Variant, answer: str, errors: bool) -> set[int] | None:
     """The options an answer chose (by letter, true/false or text); None when it names none of them, and an empty
     set when its text means more than one option (`RuntimeError` when two options are RuntimeErrors)."""
     count = len(variant.choices)
-    if _LETTERS.fullmatch(answer):
+    # Letters, separated (`A, C`) or, where several options may be chosen, run together (`AC`).
+    if _LETTERS.fullmatch(answer) or (variant.multiple_answers and re.fullmatch(r"[A-Ja-j]{2,10}", answer)):
         letters = {LETTERS.index(letter.upper()) for letter in re.findall(r"[A-Ja-j]", answer)}
         if all(index < count for index in letters):
             return letters

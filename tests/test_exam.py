@@ -111,6 +111,16 @@ def test_every_pdf_page_one_renders_with_ink_and_names_its_student(exam30: Path,
         assert student["name"].split()[0] in text.stdout
 
 
+def test_no_two_students_and_no_grading_file_share_a_file_name() -> None:
+    from qbank.exam import Student, _file_names
+
+    ids = ["a", "A", "a.key", "report", "x/y", "x_y", "..", ""]
+    stems = _file_names([Student(i) for i in ids])
+    files = [f"{stem}{suffix}".lower() for stem in stems for suffix in (".md", ".key.md", ".pdf")]
+    files += ["key.csv", "manifest.json", "grades.csv", "scored.csv", "report.md"]
+    assert len(files) == len(set(files)), stems
+
+
 def test_the_same_roster_and_seed_give_byte_identical_files(gru_bank: qbank.Bank, pool: WorkerPool) -> None:
     students = numbered(8)
     first = exam_files(make_exam([gru_bank], students, 9, pool=pool))
@@ -264,3 +274,33 @@ def test_bad_answers_name_the_line_and_write_nothing(exam30: Path, tmp_path: Pat
         assert result.returncode == 1, content
         assert message in result.stderr and str(path) in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "graded").exists()
+
+
+def test_a_multiple_answer_question_scores_only_the_exact_set_and_takes_letters_as_written() -> None:
+    from qbank.variant import Choice
+
+    variant = Variant(
+        bank_id="b",
+        question_id="q",
+        variant_id="0" * 16,
+        params={},
+        title="t",
+        category="Conceptual",
+        type="multiple_choice",
+        multiple_answers=True,
+        difficulty="beginner",
+        time_limit=60,
+        attempts=1,
+        stem="Which hold?",
+        code=None,
+        choices=[
+            Choice(text="`h_n` keeps one state per layer", correct=True),
+            Choice(text="batch_first changes `h_n`", correct=False, source="mistake", mistake="Reading the docs"),
+            Choice(text="`output` has every step", correct=True),
+        ],
+        explanation="e",
+    )
+    for written in ("A, C", "a,c", "AC", "c a", "A/C"):
+        assert score(variant, written)[0] == 1.0, written
+    assert score(variant, "A") == (0.0, (RIGHT,))
+    assert score(variant, "A, B, C") == (0.0, (RIGHT, "mistake: Reading the docs", RIGHT))
