@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from functools import partial
 
 from qbank.exporting import Exporter, Files, clock
 from qbank.render import inline_html, markdown_html
-from qbank.variant import BankInfo, Variant
+from qbank.variant import BankInfo, BlankKey, Variant
 
 from .moodle import FRACTIONS, category_path, idnumber, question_tags
 
@@ -29,7 +30,7 @@ def escape(text: str) -> str:
 def _question_html(variant: Variant) -> str:
     """Stem and code as HTML."""
     header = f"<p><small>{variant.category} · {variant.difficulty} · time limit {clock(variant.time_limit)}</small></p>"
-    shown = variant.shown_code
+    shown = variant.gapped_code if variant.gapped_code is not None else variant.shown_code
     # Long lines wrap at the screen's edge; unhighlighted, so the code stays readable in the GIFT file itself.
     wrap = "white-space:pre-wrap;overflow-wrap:anywhere"
     code = f'<pre style="{wrap}"><code>{html.escape(shown, quote=False)}</code></pre>' if shown else ""
@@ -51,6 +52,12 @@ def _id_and_tags(bank: BankInfo, variant: Variant) -> str:
 
     tags = " ".join(f"[tag:{clean(t, '<>')}]" for t in question_tags(variant) if clean(t, "<>"))
     return f"// [id:{clean(idnumber(bank, variant))}] {tags}".rstrip()
+
+
+def _missing_word(feedback: str, number: int, blank: BlankKey) -> str:
+    """A gap accepting every value that works (`*` is a wildcard in Moodle's short answers: written `\\*`)."""
+    accepted = " ".join("=" + escape(answer).replace("*", "\\*") for answer in blank.answers)
+    return f"{{{accepted} {feedback}}}"
 
 
 def _answers(variant: Variant) -> list[str]:
@@ -81,6 +88,15 @@ class GiftExporter(Exporter):
     description = "Moodle GIFT text: one category per question (Question bank → Import → GIFT)"
     suffix = ".gift.txt"
 
+    def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
+        # GIFT's "missing word" holds one gap per question.
+        return [
+            f"question '{v.question_id}' variant {v.variant_id[:8]}: {len(v.blanks)} blanks (GIFT has one gap per "
+            "question; use Moodle XML, whose Cloze questions take any number)"
+            for v in variants
+            if len(v.blanks) > 1
+        ]
+
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         lines = [f"// {escape(bank.title)}: made by qbank, seed {seed}", ""]
         category = None
@@ -90,8 +106,12 @@ class GiftExporter(Exporter):
                 path = category_path(bank.title, f"{variant.title} ({variant.question_id})")
                 lines += [f"$CATEGORY: {path}", ""]
             name = escape(f"{variant.title} · {variant.variant_id[:8]}")
-            body = "\n".join(f"\t{answer}" for answer in _answers(variant))
-            feedback = f"\t####{escape(_general_feedback(variant))}"
             lines += [_id_and_tags(bank, variant)]
-            lines += [f"::{name}::[html]{escape(_question_html(variant))}{{\n{body}\n{feedback}\n}}", ""]
+            feedback = f"####{escape(_general_feedback(variant))}"
+            text = escape(_question_html(variant))
+            if variant.blanks:  # the "missing word": the gap, with every value that works, stands in the code
+                lines += [f"::{name}::[html]{variant.with_gaps(text, partial(_missing_word, feedback))}", ""]
+                continue
+            body = "\n".join(f"\t{answer}" for answer in _answers(variant))
+            lines += [f"::{name}::[html]{text}{{\n{body}\n\t{feedback}\n}}", ""]
         return {f"{bank.id}{self.suffix}": "\n".join(lines)}

@@ -35,7 +35,7 @@ def _problem(variant: Variant) -> dict[str, Any]:
         "clock": clock(variant.time_limit),
         "attempts": variant.attempts,
         "stem": markdown_html(variant.stem, True),
-        "code": code_html(variant.shown_code, classes=True) if variant.shown_code else "",
+        "code": _code(variant),
         "choices": [
             {
                 "html": inline_html(c.text, True),
@@ -45,6 +45,7 @@ def _problem(variant: Variant) -> dict[str, Any]:
             for c in variant.choices
         ],
         "answers": variant.answers,
+        "blanks": [blank.answers for blank in variant.blanks],
         # Typed answers are compared by meaning in the page, as `qbank check` compares them (answers.js).
         "errors": isinstance(variant.outcome, ErrorOutcome),
         "tolerance": variant.tolerance or 0.0,
@@ -53,6 +54,19 @@ def _problem(variant: Variant) -> dict[str, Any]:
         "key": inline_html(variant.key_text, True),
         "tags": variant.tags,
     }
+
+
+def _code(variant: Variant) -> str:
+    """The code as shown; a fill_in question's gaps are text boxes in it (all as wide: no length is given away)."""
+    if variant.gapped_code is not None:
+        return variant.with_gaps(
+            code_html(variant.gapped_code, classes=True),
+            lambda number, _: (
+                f'<input class="blank" type="text" data-blank="{number - 1}" aria-label="Gap {number}" '
+                'autocomplete="off" autocapitalize="off" spellcheck="false">'
+            ),
+        )
+    return code_html(variant.shown_code, classes=True) if variant.shown_code else ""
 
 
 def script_json(data: Any) -> str:

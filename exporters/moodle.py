@@ -8,6 +8,8 @@ CDATA, and a `]]>` inside it is split across two CDATA sections.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,7 +17,7 @@ from markupsafe import Markup
 
 from qbank.exporting import Exporter, Files, clock, question_html, templates, xml_refusals
 from qbank.render import inline_html, markdown_html
-from qbank.variant import BankInfo, Choice, Variant
+from qbank.variant import BankInfo, BlankKey, Choice, Variant
 
 #: Moodle's grade fractions for k correct answers out of a multiple-answer question (k = 1..10).
 FRACTIONS = {
@@ -99,6 +101,16 @@ def _choice_answers(variant: Variant) -> list[_Answer]:
     ]
 
 
+#: Characters with a meaning inside a Cloze subquestion, and `*` (a wildcard in a short answer): backslash-escaped.
+_CLOZE_SPECIAL = re.compile(r"([\\}#~/\"*])")
+
+
+def _cloze(number: int, blank: BlankKey) -> str:
+    """A blank as a Cloze short-answer subquestion accepting every value that works (all full marks)."""
+    accepted = "~".join("%100%" + _CLOZE_SPECIAL.sub(r"\\\1", html.escape(a, quote=False)) for a in blank.answers)
+    return f"{{1:SHORTANSWER:{accepted}}}"
+
+
 def _question(bank: BankInfo, variant: Variant) -> _Question:
     text = question_html(variant)
     hints, general = _hints(variant)
@@ -113,6 +125,10 @@ def _question(bank: BankInfo, variant: Variant) -> _Question:
         ]
     elif variant.type == "numeric":
         moodle_type, answers = "numerical", [_Answer("100", variant.answers[0], "")]
+    elif variant.type == "fill_in":
+        # Moodle's Cloze (`multianswer`): each blank is a SHORTANSWER subquestion written in the text itself.
+        moodle_type, answers = "multianswer", []
+        text = question_html(variant, _cloze)
     else:
         # In a Moodle short answer `*` is a wildcard; a literal one is written \*.
         moodle_type = "shortanswer"

@@ -20,6 +20,7 @@ CANVAS_TYPES = {
     "true_false": "true_false_question",
     "short_answer": "short_answer_question",
     "numeric": "numerical_question",
+    "fill_in": "fill_in_multiple_blanks_question",
 }
 
 
@@ -46,14 +47,23 @@ class _Item:
     general_feedback: str
     low: float
     high: float
+    #: A fill_in question's gaps: (Canvas's blank id, [(answer ident, accepted text)]).
+    gaps: list[tuple[str, list[tuple[str, str]]]]
+    #: The share of the score each gap gives.
+    gap_score: str
 
 
 def _item(variant: Variant) -> _Item:
     canvas_type = CANVAS_TYPES[variant.type]
     if variant.multiple_answers:
         canvas_type = "multiple_answers_question"
-    html = question_html(variant)
+    # Canvas's fill-in-multiple-blanks: a gap is `[gapN]` in the text, answered by any of its accepted texts.
+    html = question_html(variant, lambda number, _: f"[gap{number}]")
     item_ident = ident("item", variant.bank_id, variant.variant_id)
+    gaps = [
+        (f"gap{number}", [(f"{item_ident}_g{number}_{i}", text) for i, text in enumerate(blank.answers)])
+        for number, blank in enumerate(variant.blanks, start=1)
+    ]
     choices = [
         _Choice(
             f"{item_ident}_{index}",
@@ -68,7 +78,9 @@ def _item(variant: Variant) -> _Item:
     if variant.type == "numeric":
         value, tolerance = float(variant.answers[0]), variant.tolerance or 0.0
         low, high = value - tolerance, value + tolerance
-    return _Item(variant, item_ident, canvas_type, html, choices, markdown_html(variant.explanation) + hints, low, high)
+    general = markdown_html(variant.explanation) + hints
+    gap_score = f"{100 / len(gaps):.2f}" if gaps else "0"
+    return _Item(variant, item_ident, canvas_type, html, choices, general, low, high, gaps, gap_score)
 
 
 _env = templates(autoescape=True)

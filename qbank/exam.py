@@ -285,16 +285,25 @@ def key_csv(exam: Exam) -> str:
                     variant.variant_id,
                     variant.type,
                     key_cell(variant),
-                    " | ".join(variant.answers) if variant.type in ("short_answer", "numeric") else "",
+                    _accepted(variant),
                 ]
             )
     return out.getvalue()
+
+
+def _accepted(variant: Variant) -> str:
+    """Every accepted answer of a typed question (` | ` between them; `; ` between a fill_in question's gaps)."""
+    if variant.type == "fill_in":
+        return "; ".join(" | ".join(blank.answers) for blank in variant.blanks)
+    return " | ".join(variant.answers) if variant.type in ("short_answer", "numeric") else ""
 
 
 def key_cell(variant: Variant) -> str:
     """The key as a teacher marks it: the letters of the right options (`B`, `A, C`), or the answer itself."""
     if variant.type in ("multiple_choice", "true_false"):
         return ", ".join(LETTERS[index] for index, choice in enumerate(variant.choices) if choice.correct)
+    if variant.type == "fill_in":
+        return "; ".join(blank.answers[0] for blank in variant.blanks)
     return variant.key_text
 
 
@@ -375,6 +384,12 @@ def _question_typst(number: int, variant: Variant) -> str:
             for index, text in enumerate(texts)
         )
         lines.append(f"#grid(columns: (auto, 1fr), column-gutter: 8pt, row-gutter: 7pt, {cells})\n")
+    elif variant.type == "fill_in":
+        cells = ", ".join(
+            f"[{t(f'Gap ({number}):')}], box(width: 100%, height: 20pt, stroke: 0.6pt, radius: 2pt)"
+            for number in range(1, len(variant.blanks) + 1)
+        )
+        lines.append(f"#grid(columns: (auto, 1fr), column-gutter: 8pt, row-gutter: 6pt, align: horizon, {cells})\n")
     else:
         label = "Answer (a number):" if variant.type == "numeric" else "Answer:"
         lines.append(

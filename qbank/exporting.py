@@ -20,7 +20,7 @@ import jinja2
 
 from qbank.errors import QbankError
 from qbank.render import PALETTE, code_html, markdown_html
-from qbank.variant import BankInfo, Variant
+from qbank.variant import BankInfo, BlankKey, Variant
 
 ENTRY_POINT_GROUP = "qbank.exporters"
 
@@ -108,13 +108,18 @@ def zip_bytes(entries: Mapping[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def question_html(variant: Variant) -> str:
-    """A question as LMS formats show it: a line with category, difficulty and time limit; stem; code."""
+def question_html(variant: Variant, gap: Callable[[int, BlankKey], str] | None = None) -> str:
+    """A question as LMS formats show it: a line with category, difficulty and time limit; stem; code (a fill_in
+    question's with `gap(number, blank)` in each blank)."""
     meta = (
         f'<p style="color:#57606a;font-size:90%">{variant.category} · {variant.difficulty} · '
         f"time limit {clock(variant.time_limit)}</p>"
     )
-    return meta + markdown_html(variant.stem) + (code_html(variant.shown_code) if variant.shown_code else "")
+    if variant.gapped_code is not None and gap is not None:
+        code = variant.with_gaps(code_html(variant.gapped_code), gap)
+    else:
+        code = code_html(variant.shown_code) if variant.shown_code else ""
+    return meta + markdown_html(variant.stem) + code
 
 
 def templates(autoescape: bool, **filters: Callable[..., Any]) -> jinja2.Environment:

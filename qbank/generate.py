@@ -18,12 +18,23 @@ from qbank import answers, display
 from qbank.answers import spellings
 from qbank.collector import fewer_collections
 from qbank.errors import BankError
-from qbank.models import Bank, ErrorAnswer, Mistake, Question, Setup, StaticAnswer, StdoutAnswer, ValueAnswer
+from qbank.models import (
+    MAX_BLANK_CANDIDATES,
+    Bank,
+    ErrorAnswer,
+    Mistake,
+    Question,
+    Setup,
+    StaticAnswer,
+    StdoutAnswer,
+    ValueAnswer,
+)
 from qbank.params import Params, rng_for, sample
 from qbank.pynames import bound_names, expression_names
 from qbank.runner import Job, RunResult, Store, WorkerPool
 from qbank.templating import TemplateProblem, TooSlow, evaluate, render, render_code, time_limit
 from qbank.variant import (
+    BlankKey,
     Choice,
     ChoiceSource,
     ErrorInfo,
@@ -32,6 +43,7 @@ from qbank.variant import (
     StdoutOutcome,
     ValueOutcome,
     Variant,
+    blank_marker,
 )
 
 #: The most time the templates of one variant may take to render (a loop in a template must not hang a run).
@@ -94,6 +106,10 @@ class _Plan:
     choices: list[Choice]  # static choices
     #: Mistakes that could not be rendered for these parameters, with where and why: they give no distractor.
     broken_mistakes: list[tuple[Mistake, str]]
+    #: A fill_in question's blanks in the order the code shows them: (name, [(candidate value, its job)]).
+    blanks: list[tuple[str, list[tuple[Any, Job]]]] = field(default_factory=list)
+    #: The code as learners see it, each blank a marker (`blank_marker(1)`, …); None without blanks.
+    gapped_code: str | None = None
 
 
 def variant_id(bank_id: str, question_id: str, params: Params) -> str:
@@ -209,7 +225,60 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
 
 
 def _jobs(plan: _Plan) -> list[Job]:
-    return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes]
+    blanks = [job for _, tried in plan.blanks for _, job in tried]
+    return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes] + blanks
+
+
+def code_context(params: Params) -> dict[str, Any]:
+    """What a code template sees: the parameters, and `blank(name)` (a fill_in blank, filled with its value)."""
+    return {**params, "blank": _blank_renderer(params)}
+
+
+def _blank_renderer(params: Params, shown: dict[str, str] | None = None) -> Callable[[str], str]:
+    """`blank(name)` for a code template: the parameter's value (or the text `shown` gives for that name)."""
+
+    def blank(name: str) -> str:
+        if name not in params:
+            raise TemplateProblem(f"blank({name!r}): '{name}' is not a parameter of this question")
+        if shown is not None and name in shown:
+            return shown[name]
+        return str(params[name])
+
+    return blank
+
+
+def _blanks_of(
+    question: Question, params: Params, bank_setup: Setup | None, expression: str | None
+) -> tuple[list[tuple[str, list[tuple[Any, Job]]]], str]:
+    """A fill_in question's blanks, each with a job per other value to try, and the code with the blanks marked."""
+    order: list[str] = []
+
+    def note(name: str) -> str:
+        if name not in order:
+            order.append(name)
+        return blank_marker(order.index(name) + 1)
+
+    assert question.code is not None
+    gapped = composed(question, bank_setup, render_code(question.code, {**params, "blank": note}), params)[0]
+    blanks: list[tuple[str, list[tuple[Any, Job]]]] = []
+    for name in order:
+        options = question.blanks.get(name)
+        spec = question.params[name]
+        if options is not None and options.candidates is not None:
+            candidates = list(options.candidates)
+        elif spec.count() <= MAX_BLANK_CANDIDATES:
+            candidates = [spec.value(index) for index in range(spec.count())]
+        else:
+            raise TemplateProblem(f"blank('{name}') has {spec.count():,} values to try; give blanks.{name}.candidates")
+        tried: list[tuple[Any, Job]] = []
+        for value in candidates:
+            if str(value) == str(params[name]):
+                continue
+            context = {**params, "blank": _blank_renderer(params, {name: str(value)})}
+            code = composed(question, bank_setup, render_code(question.code, context), params, expression)[0]
+            tried.append((value, Job(code, expression, question.run_limits, question.inference_mode)))
+        blanks.append((name, tried))
+    return blanks, gapped
 
 
 class _VariantFailed(Exception):
@@ -249,7 +318,7 @@ def mistake_code(
 ) -> str:
     """The snippet a mistake runs: its own `code`, or the question's with its `tail`; after the setups; then the
     mistake's `replace` edits on the whole (so a mistake can change a line of the setup too)."""
-    body = render_code(mistake.code or question.code or "", params)
+    body = render_code(mistake.code or question.code or "", code_context(params))
     if mistake.tail is not None:
         tail = render_code(mistake.tail, params).rstrip("\n").split("\n")
         lines = body.rstrip("\n").split("\n")
@@ -266,13 +335,16 @@ def mistake_code(
 
 
 def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan:
-    stem = render(question.stem, params)
+    fill_in = question.type == "fill_in"
+    # A fill_in stem names the outcome to reach (`{{ outcome }}`): it is rendered once the code has run.
+    stem = question.stem if fill_in else render(question.stem, params)
     expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
     code, hidden = (
-        composed(question, bank_setup, render_code(question.code, params), params, expression)
+        composed(question, bank_setup, render_code(question.code, code_context(params)), params, expression)
         if question.code
         else (None, 0)
     )
+    blanks, gapped = _blanks_of(question, params, bank_setup, expression) if fill_in else ([], None)
     limits, fast = question.run_limits, question.inference_mode
     job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
     mistakes: list[tuple[Mistake, Job, str]] = []
@@ -314,6 +386,8 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan
             for c in question.choices
         ],
         broken_mistakes=broken,
+        blanks=blanks,
+        gapped_code=gapped,
     )
 
 
@@ -363,6 +437,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     vid = variant_id(bank.id, question.id, plan.params)
     rng = rng_for(seed, bank.id, question.id, vid)
     outcome: Outcome | None = None
+    blanks: list[BlankKey] = []
     choices: list[Choice] = []
     accepted: list[str] = []
     tolerance: float | None = None
@@ -391,7 +466,10 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         shown = _shown(question, run)
         outcome = _outcome(question, run)
         key_plain = shown.plain
-        if question.type == "multiple_choice":
+        if question.type == "fill_in":
+            blanks = _blank_keys(plan, shown, results)
+            key_plain = shown.plain
+        elif question.type == "multiple_choice":
             choices, collisions = _choices(question, plan, shown, results)
             rng.shuffle(choices)
         elif question.type == "true_false":
@@ -412,12 +490,18 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     answer_type = ""
     if isinstance(outcome, ErrorOutcome):
         answer_type = outcome.error.type if outcome.error else "none"
-    context = {**plan.params, "answer": key_plain, "answer_type": answer_type}
+    context = {**plan.params, "answer": key_plain, "answer_type": answer_type, "outcome": key_plain}
+    stem = plan.stem
     try:
         with time_limit(RENDER_SECONDS, "rendering the explanation"):
             explanation = render(question.explanation, context)
+            if question.type == "fill_in":
+                stem = render(question.stem, context)
     except TemplateProblem as exc:
         raise _VariantFailed(f"explanation: {exc}") from None
+    gapped = plan.gapped_code
+    if gapped is not None and plan.hidden_lines:
+        gapped = "\n".join(gapped.split("\n")[plan.hidden_lines :])
     # Built from values this module made and typed itself: skip re-validation, a third of assembly's time.
     variant = Variant.model_construct(
         bank_id=bank.id,
@@ -431,7 +515,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         difficulty=question.difficulty,
         time_limit=question.time_limit,
         attempts=question.attempts,
-        stem=plan.stem,
+        stem=stem,
         code=plan.code,
         hidden_lines=plan.hidden_lines,
         choices=choices,
@@ -442,8 +526,36 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         explanation=explanation,
         tags=list(dict.fromkeys([*bank.tags, *question.tags])),
         outcome=outcome,
+        blanks=blanks,
+        gapped_code=gapped,
     )
     return variant, collisions
+
+
+def _blank_keys(plan: _Plan, target: _Shown, results: dict[str, RunResult]) -> list[BlankKey]:
+    """Each blank's accepted values: the one the code ran with, and every other value tried whose run gives the same
+    outcome (compared by meaning). A blank declared `unique` that another value also fills fails the variant."""
+    question = plan.question
+    errors = isinstance(question.answer, ErrorAnswer)
+    keys = []
+    for name, tried in plan.blanks:
+        working = []
+        for value, job in tried:
+            try:
+                shown = _shown(question, results[job.key])
+            except _VariantFailed:
+                continue  # a value whose run gives no outcome of the expected kind does not fill the blank
+            if answers.same(shown.plain, target.plain, errors=errors):
+                working.append(str(value))
+        options = question.blanks.get(name)
+        if working and options is not None and options.unique:
+            verb = "gives" if len(working) == 1 else "give"
+            raise _VariantFailed(
+                f"blank '{name}' is declared unique, but {', '.join(working)} also {verb} {target.plain!r} (as "
+                f"{plan.params[name]!r} does): add a constraint or change the code"
+            )
+        keys.append(BlankKey(name=name, answers=[str(plan.params[name]), *working]))
+    return keys
 
 
 def _true_false(value: bool) -> list[Choice]:

@@ -87,6 +87,15 @@ def score(variant: Variant, answer: str) -> tuple[float, tuple[str, ...]]:
             return 0.0, (NOT_AN_OPTION if picked is None else SEVERAL,)
         right = {index for index, choice in enumerate(variant.choices) if choice.correct}
         return float(picked == right), tuple(origin(variant.choices[index]) for index in sorted(picked))
+    if variant.type == "fill_in":  # one value per gap, separated by `;` (or `,` when no value holds one)
+        given = [part.strip() for part in re.split(r";" if ";" in answer else r",", answer)]
+        if len(given) != len(variant.blanks):
+            return 0.0, (WRONG_TYPED,)
+        right = all(
+            any(answers.same(value, accepted) for accepted in blank.answers)
+            for value, blank in zip(given, variant.blanks, strict=True)
+        )
+        return float(right), (RIGHT if right else WRONG_TYPED,)
     accepted = variant.answers
     tolerance = (variant.tolerance or 0.0) if variant.type == "numeric" else 0.0
     if any(answers.same(answer, key, tolerance=tolerance, errors=errors) for key in accepted):

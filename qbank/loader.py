@@ -119,12 +119,14 @@ def check_templates(bank: models.Bank) -> None:
     """Every template parses and names only parameters the question declares."""
     for question in bank.questions:
         params = set(question.params)
+        # A fill_in stem is rendered once the code has run, so it may name the `outcome` to reach.
+        after_run = {"outcome"} if question.type == "fill_in" else set()
         fields: list[tuple[str, str, set[str], bool]] = [
-            ("stem", question.stem, params, False),
-            ("explanation", question.explanation, params | {"answer", "answer_type"}, False),
+            ("stem", question.stem, params | after_run, False),
+            ("explanation", question.explanation, params | {"answer", "answer_type"} | after_run, False),
         ]
         if question.code:
-            fields.append(("code", question.code, params, False))
+            fields.append(("code", question.code, params | {"blank"}, False))
         if question.setup:
             fields.append(("setup.code", question.setup.code, params, False))
         if bank.setup:

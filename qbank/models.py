@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Category = Literal["Predict Output", "Conceptual", "Hyperparameter", "Metrics", "Debug"]
-QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false"]
+QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false", "fill_in"]
 Difficulty = Literal["beginner", "intermediate", "advanced", "expert"]
 Scalar = bool | int | float | str
 
@@ -20,7 +20,23 @@ _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 #: Options are lettered A to J in every format.
 MAX_CHOICES = 10
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = {"answer", "answer_type", "value", "loop", "range", "true", "false", "none", "True", "False", "None"}
+_RESERVED = {
+    "answer",
+    "answer_type",
+    "outcome",
+    "blank",
+    "value",
+    "loop",
+    "range",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+}
+#: The most values a blank may be tried with (each one is a run of the code).
+MAX_BLANK_CANDIDATES = 64
 
 
 class _Strict(BaseModel):
@@ -242,6 +258,17 @@ class Setup(_Strict):
     )
 
 
+class Blank(_Strict):
+    """A blank in the code of a `fill_in` question: `{{ blank("hidden") }}` where the parameter's value would be."""
+
+    candidates: list[Scalar] | None = Field(
+        None,
+        description="Values a learner might write, each run to see whether it works too (default: the parameter's "
+        "values, when it has at most 64).",
+    )
+    unique: bool = Field(False, description="Fail the variant when another value also gives the same outcome.")
+
+
 class RunLimits(_Strict):
     """Limits for one run of a question's code."""
 
@@ -288,6 +315,9 @@ class Question(_Strict):
     multiple_answers: bool = False
     shuffle: bool = True
     limits: RunLimits | None = None
+    blanks: dict[str, Blank] = Field(
+        default_factory=dict, description="Options of the blanks of a fill_in question, by parameter name."
+    )
     setup: Setup | None = Field(None, description="Code run before this question's code, after the bank's setup.")
     inference_mode: bool = Field(
         False,
@@ -338,6 +368,24 @@ class Question(_Strict):
                 raise ValueError("a static numeric question needs a finite number in answer.value")
             if kind not in ("static", "value"):
                 raise ValueError("a numeric question needs answer kind 'static' or 'value'")
+        if self.type == "fill_in":
+            if kind == "static":
+                raise ValueError("a fill_in question needs a computed answer (kind stdout, value or error)")
+            if self.mistakes or self.distractors:
+                raise ValueError("a fill_in question has no options: `mistakes` and `distractors` do not apply")
+            if not self.code or "blank(" not in self.code:
+                raise ValueError('a fill_in question needs a blank in its code: {{ blank("name") }}')
+        elif self.blanks:
+            raise ValueError("`blanks` are only for fill_in questions")
+        for name, blank in self.blanks.items():
+            spec = self.params.get(name)
+            if spec is None:
+                raise ValueError(f"blanks.{name}: '{name}' is not a parameter of this question")
+            count = len(blank.candidates) if blank.candidates is not None else spec.count()
+            if count > MAX_BLANK_CANDIDATES:
+                raise ValueError(
+                    f"blanks.{name}: {count:,} values to try; give at most {MAX_BLANK_CANDIDATES} `candidates`"
+                )
         if self.type == "true_false":
             if kind == "static" and not isinstance(self.answer.value, bool):  # type: ignore[union-attr]
                 raise ValueError("a static true_false question needs answer.value = true or false")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from qbank.errors import BankError
-from qbank.generate import composed, mistake_code
+from qbank.generate import code_context, composed, mistake_code
 from qbank.models import ErrorAnswer, Question, Setup, ValueAnswer
 from qbank.params import Params, sample, satisfies
 from qbank.pynames import bound_names, loaded_names
@@ -42,7 +42,9 @@ def precheck(question: Question, bank_id: str, bank_setup: Setup | None = None) 
     for params in parameter_sets(question, bank_id):
         expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
         with _located(question, "code", params):
-            code = composed(question, bank_setup, render_code(question.code, params), params, expression)[0]
+            code = composed(question, bank_setup, render_code(question.code, code_context(params)), params, expression)[
+                0
+            ]
         bound = _compile(code, question, "code", params)
         strict = not isinstance(question.answer, ErrorAnswer)  # a Debug question may mean to use an unknown name
         if strict:

@@ -6,6 +6,7 @@ or torch. The JSON export is these models dumped as they are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,21 @@ class Choice(_Frozen):
     #: The name of the mistake whose outcome this option is (source `mistake`): what a learner who picks it
     #: most likely did. Grading reports count the mistakes chosen by it.
     mistake: str | None = None
+
+
+def blank_marker(number: int) -> str:
+    """What stands for blank `number` (from 1) in `Variant.gapped_code`: an identifier, so that highlighting keeps it
+    whole and every format can put its own gap there."""
+    return f"__qbank_blank_{number}__"
+
+
+class BlankKey(_Frozen):
+    """One blank of a fill_in variant: every value that gives the same outcome as the code that ran."""
+
+    #: The parameter the blank stands for.
+    name: str
+    #: The value the code ran with first, then every other value tried that gives the same outcome (as text).
+    answers: list[str]
 
 
 class ErrorInfo(_Frozen):
@@ -95,13 +111,27 @@ class Variant(_Frozen):
     explanation: str
     tags: list[str] = Field(default_factory=list)
     outcome: Outcome | None = None
+    #: A fill_in variant's blanks, numbered from 1 in the order of `gapped_code`.
+    blanks: list[BlankKey] = Field(default_factory=list)
+    #: A fill_in variant's code as learners see it (without hidden setup lines), blank N written `__qbank_blank_N__`.
+    gapped_code: str | None = None
 
     @property
     def shown_code(self) -> str | None:
-        """The code as learners see it: `code` without its hidden setup lines."""
+        """The code as learners see it: `code` without its hidden setup lines, and a fill_in question's blanks as
+        numbered gaps (`__(1)__`), so that no format shows the value that fills one."""
+        if self.gapped_code is not None:
+            return self.with_gaps(self.gapped_code, lambda number, _: f"__({number})__")
         if self.code is None or not self.hidden_lines:
             return self.code
         return "\n".join(self.code.split("\n")[self.hidden_lines :])
+
+    def with_gaps(self, text: str, gap: Callable[[int, BlankKey], str]) -> str:
+        """`text` (the gapped code, or HTML or Markdown made from it) with each blank's marker replaced by
+        `gap(number, blank)`."""
+        for number, blank in enumerate(self.blanks, start=1):
+            text = text.replace(blank_marker(number), gap(number, blank))
+        return text
 
     @property
     def correct_choices(self) -> list[Choice]:
@@ -110,6 +140,11 @@ class Variant(_Frozen):
     @property
     def key_text(self) -> str:
         """The correct answer as Markdown, whatever the question type."""
+        if self.type == "fill_in":
+            return "; ".join(
+                f"({number}) " + " or ".join(f"`{answer}`" for answer in blank.answers)
+                for number, blank in enumerate(self.blanks, start=1)
+            )
         if self.type in ("multiple_choice", "true_false"):
             return "; ".join(choice.text for choice in self.correct_choices)
         if self.type == "numeric":
