@@ -74,17 +74,30 @@ def tag(text: str) -> str:
 _env = templates(autoescape=True)
 
 
-def model(bank: BankInfo) -> genanki.Model:
-    front = _env.get_template("anki_front.html").render()
-    back = _env.get_template("anki_back.html").render()
+def model(bank: BankInfo, cloze: bool = False) -> genanki.Model:
+    """The note type: basic, or (for fill_in questions) a cloze type whose `Code` holds `{{c1::…}}` gaps. Both have
+    the same fields and look; a cloze card's back repeats the front with the gaps filled instead of {{FrontSide}}."""
+    front = _env.get_template("anki_front.html").render(code="cloze:Code" if cloze else "Code")
+    back = _env.get_template("anki_back.html").render(front=front if cloze else "{{FrontSide}}")
     css = style_sheet() + _env.get_template("anki.css").render()
+    kind = "cloze" if cloze else "model"
     return genanki.Model(
-        stable_id("qbank-model", str(MODEL_VERSION), bank.id),
-        f"qbank v{MODEL_VERSION}: {bank.title}",
+        stable_id(f"qbank-{kind}", str(MODEL_VERSION), bank.id),
+        f"qbank v{MODEL_VERSION}{' cloze' if cloze else ''}: {bank.title}",
         fields=[{"name": name} for name in FIELDS],
-        templates=[{"name": "Question", "qfmt": front, "afmt": back}],
+        templates=[{"name": "Cloze" if cloze else "Question", "qfmt": front, "afmt": back}],
         css=css,
+        model_type=genanki.Model.CLOZE if cloze else genanki.Model.FRONT_BACK,
     )
+
+
+def _code_field(variant: Variant) -> str:
+    """The Code field: highlighted code; a fill_in question's gaps as cloze deletions (`{{c1::16}}`), the value the
+    code ran with in each (the back lists every value that works)."""
+    if variant.gapped_code is not None:
+        html = code_html(variant.gapped_code, classes=True)
+        return variant.with_gaps(html, lambda number, blank: f"{{{{c{number}::{escape(blank.answers[0])}}}}}")
+    return code_html(variant.shown_code, classes=True) if variant.shown_code else ""
 
 
 def _choices_html(variant: Variant) -> str:
@@ -127,7 +140,7 @@ def note(bank: BankInfo, variant: Variant, note_model: genanki.Model, position: 
     fields = [
         escape(f"{bank.title} · {variant.question_id} · {variant.variant_id}"),
         markdown_html(variant.stem, True),
-        code_html(variant.shown_code, classes=True) if variant.shown_code else "",
+        _code_field(variant),
         _choices_html(variant),
         _answer_html(variant),
         markdown_html(variant.explanation, True),
@@ -172,10 +185,10 @@ class AnkiExporter(Exporter):
     suffix = ".apkg"
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
-        note_model = model(bank)
+        basic, cloze = model(bank), model(bank, cloze=True)
         deck = genanki.Deck(stable_id("qbank-deck", bank.id), bank.title, description=_deck_description(bank))
         for variant, position in zip(variants, study_order(variants), strict=True):
-            deck.add_note(note(bank, variant, note_model, position))
+            deck.add_note(note(bank, variant, cloze if variant.type == "fill_in" else basic, position))
         return {f"{bank.id}{self.suffix}": package_bytes([deck], build_time())}
 
 

@@ -213,3 +213,28 @@ def test_json_records_the_gaps_and_reads_back(made: qbank.Generation, tmp_path: 
     )
     assert [v.blanks for v in load(tmp_path / "fill.json").variants] == [v.blanks for v in made.variants]
     assert isinstance(Variant.model_validate(first), Variant)
+
+
+def test_anki_makes_cloze_cards_whose_back_lists_every_working_value(made: qbank.Generation, tmp_path: Path) -> None:
+    from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
+
+    qbank.export(made, ["anki"], tmp_path)
+    (tmp_path / "profile").mkdir()
+    col = Collection(str(tmp_path / "profile" / "collection.anki2"))
+    try:
+        request = ImportAnkiPackageRequest(package_path=str(tmp_path / "fill.apkg"), options=ImportAnkiPackageOptions())
+        assert len(col.import_anki_package(request).log.new) == len(made.variants)
+        by_id = {v.variant_id: v for v in made.variants}
+        for card_id in col.find_cards(""):
+            card = col.get_card(card_id)
+            assert card.note_type()["type"] == 1  # Anki's cloze kind
+            variant = by_id[card.note()["Source"].rsplit(" · ", 1)[1]]
+            front, back = (
+                re.sub(r"<style>.*?</style>|<[^>]+>", "", side, flags=re.S) for side in (card.question(), card.answer())
+            )
+            assert "[...]" in front and "template has a problem" not in front
+            shown_code = (variant.shown_code or "").replace("__(1)__", variant.blanks[0].answers[0])
+            assert shown_code.split("\n")[-1] in back
+            assert "(1) " + " or ".join(variant.blanks[0].answers) in back  # every working value, on the back
+    finally:
+        col.close()
