@@ -101,6 +101,9 @@ def _code_field(variant: Variant) -> str:
 
 
 def _choices_html(variant: Variant) -> str:
+    if variant.blocks:  # an ordering question: the blocks to put in order, lettered
+        items = "".join(f"<li>{code_html(block, classes=True)}</li>" for block in variant.blocks)
+        return f'<p class="qb-multi">Put the blocks in order.</p><ol class="qb-choices" type="A">{items}</ol>'
     if not variant.choices:
         return ""
     items = "".join(f"<li>{inline_html(choice.text, True)}</li>" for choice in variant.choices)
@@ -109,6 +112,9 @@ def _choices_html(variant: Variant) -> str:
 
 
 def _answer_html(variant: Variant) -> str:
+    if variant.blocks:
+        ordered = "\n".join(variant.blocks[index] for index in variant.orders[0])
+        return f'<div class="qb-key">{escape(variant.key_text)}</div>{code_html(ordered, classes=True)}'
     if variant.choices:
         parts = []
         for index, choice in enumerate(variant.choices):

@@ -46,6 +46,8 @@ def _problem(variant: Variant) -> dict[str, Any]:
         ],
         "answers": variant.answers,
         "blanks": [blank.answers for blank in variant.blanks],
+        "blocks": [code_html(block, classes=True) for block in variant.blocks],
+        "orders": variant.orders,
         # Typed answers are compared by meaning in the page, as `qbank check` compares them (answers.js).
         "errors": isinstance(variant.outcome, ErrorOutcome),
         "tolerance": variant.tolerance or 0.0,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from qbank.exporting import Exporter, Files, clock, question_html, templates, xml_refusals
-from qbank.render import inline_html, markdown_html
+from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, BlankKey, Choice, Variant
 
 #: Moodle's grade fractions for k correct answers out of a multiple-answer question (k = 1..10).
@@ -125,6 +125,11 @@ def _question(bank: BankInfo, variant: Variant) -> _Question:
         ]
     elif variant.type == "numeric":
         moodle_type, answers = "numerical", [_Answer("100", variant.answers[0], "")]
+    elif variant.type == "ordering":
+        # Moodle's Ordering question: the blocks in their right order, each answer's fraction its position.
+        moodle_type = "ordering"
+        blocks = [variant.blocks[index] for index in variant.orders[0]]
+        answers = [_Answer(f"{n}.0000000", code_html(block), "") for n, block in enumerate(blocks, start=1)]
     elif variant.type == "fill_in":
         # Moodle's Cloze (`multianswer`): each blank is a SHORTANSWER subquestion written in the text itself.
         moodle_type, answers = "multianswer", []
@@ -170,7 +175,15 @@ class MoodleExporter(Exporter):
     suffix = ".moodle.xml"
 
     def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
-        return xml_refusals(variants)
+        # Moodle's Ordering question knows one right order.
+        several = [
+            f"question '{v.question_id}' variant {v.variant_id[:8]}: {len(v.orders)} orders of its blocks give the "
+            "outcome, and Moodle's Ordering question accepts one (set order.unique = true to find such variants, and "
+            "change the code or add a constraint)"
+            for v in variants
+            if len(v.orders) > 1
+        ]
+        return several + xml_refusals(variants)
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         groups: dict[str, list[_Question]] = {}

@@ -92,7 +92,13 @@ class QtiExporter(Exporter):
     suffix = ".qti.zip"
 
     def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
-        return xml_refusals(variants)
+        # Canvas's classic quizzes have no ordering question.
+        ordering = [
+            f"question '{qid}': an ordering question (Canvas's QTI import has no ordering type; use Moodle XML, or "
+            "leave the question out with --question)"
+            for qid in sorted({v.question_id for v in variants if v.type == "ordering"})
+        ]
+        return ordering + xml_refusals(variants)
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         assessment = ident("assessment", bank.id)

@@ -30,7 +30,7 @@ from qbank.generate import Failure, generate
 from qbank.models import Bank, Category, Question
 from qbank.params import rng_for
 from qbank.runner import Store, WorkerPool
-from qbank.variant import BankInfo, Variant
+from qbank.variant import BLOCK_LETTERS, BankInfo, Variant
 from qbank.writing import write_files
 
 #: The most students one exam may have (a roster longer than this is most likely the wrong file).
@@ -304,7 +304,7 @@ def key_cell(variant: Variant) -> str:
         return ", ".join(LETTERS[index] for index, choice in enumerate(variant.choices) if choice.correct)
     if variant.type == "fill_in":
         return "; ".join(blank.answers[0] for blank in variant.blanks)
-    return variant.key_text
+    return variant.key_text  # an ordering question's: the letters in order (`C, A, B`), every order that works
 
 
 def manifest(exam: Exam) -> dict[str, Any]:
@@ -384,6 +384,14 @@ def _question_typst(number: int, variant: Variant) -> str:
             for index, text in enumerate(texts)
         )
         lines.append(f"#grid(columns: (auto, 1fr), column-gutter: 8pt, row-gutter: 7pt, {cells})\n")
+    elif variant.type == "ordering":
+        for index, block in enumerate(variant.blocks):
+            lines.append(f"#strong[{t(BLOCK_LETTERS[index] + '.')}]\n")
+            lines.append(typeset.code_block(block))
+        lines.append(
+            f"#grid(columns: (auto, 1fr), column-gutter: 8pt, align: horizon, [{t('Order (letters):')}], "
+            "box(width: 100%, height: 22pt, stroke: 0.6pt, radius: 2pt))\n"
+        )
     elif variant.type == "fill_in":
         cells = ", ".join(
             f"[{t(f'Gap ({number}):')}], box(width: 100%, height: 20pt, stroke: 0.6pt, radius: 2pt)"
@@ -397,7 +405,7 @@ def _question_typst(number: int, variant: Variant) -> str:
             "box(width: 100%, height: 22pt, stroke: 0.6pt, radius: 2pt))\n"
         )
     # A question that fits on a page is kept on one; a longer one may break (it could not fit anyway).
-    short = (variant.shown_code or "").count("\n") < KEEP_TOGETHER_LINES
+    short = (variant.shown_code or "\n".join(variant.blocks)).count("\n") < KEEP_TOGETHER_LINES
     return f"#v(10pt)\n#block(width: 100%, breakable: {'false' if short else 'true'})[\n{''.join(lines)}]\n"
 
 

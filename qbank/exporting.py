@@ -20,7 +20,7 @@ import jinja2
 
 from qbank.errors import QbankError
 from qbank.render import PALETTE, code_html, markdown_html
-from qbank.variant import BankInfo, BlankKey, Variant
+from qbank.variant import BLOCK_LETTERS, BankInfo, BlankKey, Variant
 
 ENTRY_POINT_GROUP = "qbank.exporters"
 
@@ -51,7 +51,7 @@ class Exporter(ABC):
         refused = self.refusals(bank, variants)
         if refused:
             listed = "; ".join(refused)
-            raise ExportRefused(f"the {self.name} format cannot express {len(refused)} variant(s): {listed}")
+            raise ExportRefused(f"the {self.name} format cannot express what follows; nothing was written: {listed}")
         return self.render(bank, variants, seed)
 
 
@@ -133,6 +133,7 @@ def templates(autoescape: bool, **filters: Callable[..., Any]) -> jinja2.Environ
         lstrip_blocks=True,
     )
     env.globals["LETTERS"] = LETTERS
+    env.globals["BLOCK_LETTERS"] = BLOCK_LETTERS
     env.filters["clock"] = clock
     env.filters.update(filters)
     return env

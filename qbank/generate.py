@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import json
+import math
+import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +38,7 @@ from qbank.pynames import bound_names, expression_names
 from qbank.runner import Job, RunResult, Store, WorkerPool
 from qbank.templating import TemplateProblem, TooSlow, evaluate, render, render_code, time_limit
 from qbank.variant import (
+    BLOCK_LETTERS,
     BlankKey,
     Choice,
     ChoiceSource,
@@ -110,6 +115,11 @@ class _Plan:
     blanks: list[tuple[str, list[tuple[Any, Job]]]] = field(default_factory=list)
     #: The code as learners see it, each blank a marker (`blank_marker(1)`, …); None without blanks.
     gapped_code: str | None = None
+    #: An ordering question's blocks in the order of the code, and a job per other order tried (block indices).
+    blocks: list[str] = field(default_factory=list)
+    orders: list[tuple[tuple[int, ...], Job]] = field(default_factory=list)
+    #: How many orders there are in all, when fewer were tried.
+    orders_possible: int = 0
 
 
 def variant_id(bank_id: str, question_id: str, params: Params) -> str:
@@ -196,6 +206,13 @@ def _add_variant(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: i
         return
     result.variants.append(variant)
     result.collisions[variant.variant_id] = collisions
+    if plan.orders_possible > MAX_ORDERS:
+        notice = (
+            f"question '{plan.question.id}': its blocks have {plan.orders_possible:,} orders; {MAX_ORDERS} of them "
+            "(drawn with the seed) were run, so another order that works may not be accepted"
+        )
+        if notice not in result.notices:
+            result.notices.append(notice)
     if plan.job is not None:
         result.run_seconds[variant.variant_id] = results[plan.job.key].seconds
 
@@ -216,7 +233,7 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
                 continue
             try:
                 with time_limit(RENDER_SECONDS, "rendering this variant's templates"):
-                    plan = _plan(question, params, bank.setup)
+                    plan = _plan(question, params, bank.setup, seed, bank.id)
             except TemplateProblem as exc:
                 result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
                 too_slow = str(exc) if isinstance(exc, TooSlow) else None
@@ -226,7 +243,59 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
 
 def _jobs(plan: _Plan) -> list[Job]:
     blanks = [job for _, tried in plan.blanks for _, job in tried]
-    return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes] + blanks
+    orders = [job for _, job in plan.orders]
+    return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes] + blanks + orders
+
+
+#: Question types whose stem may name the `outcome` of the code, so it is rendered after the run.
+AFTER_RUN = ("fill_in", "ordering")
+#: The most orders of an ordering question's blocks that are run per variant: all of them up to 6 blocks (720
+#: orders), a seeded sample of this many beyond.
+MAX_ORDERS = 720
+
+
+def _blocks(body: str, unit: str) -> list[str]:
+    """The code cut into blocks: its non-empty lines, or its paragraphs (lines between blank lines)."""
+    if unit == "line":
+        return [line for line in body.split("\n") if line.strip()]
+    paragraphs = re.split(r"\n[ \t]*\n", body.strip("\n"))
+    return [paragraph.strip("\n") for paragraph in paragraphs if paragraph.strip()]
+
+
+def _orders_of(
+    question: Question, params: Params, bank_setup: Setup | None, expression: str | None, seed: int, bank_id: str
+) -> tuple[list[str], list[tuple[tuple[int, ...], Job]], int]:
+    """An ordering question's blocks, a job per other order that compiles (all orders, or a seeded sample), and how
+    many orders there are."""
+    assert question.code is not None
+    unit = question.order.unit if question.order else "line"
+    blocks = _blocks(render_code(question.code, code_context(params)), unit)
+    if not 2 <= len(blocks) <= len(BLOCK_LETTERS):
+        raise TemplateProblem(
+            f"the code makes {len(blocks)} blocks; an ordering question takes 2 to {len(BLOCK_LETTERS)}"
+        )
+    possible = math.factorial(len(blocks))
+    identity = tuple(range(len(blocks)))
+    if possible <= MAX_ORDERS:
+        candidates = list(itertools.permutations(identity))
+    else:
+        rng = rng_for(seed, bank_id, question.id, "orders", json.dumps(params, sort_keys=True))
+        chosen: set[tuple[int, ...]] = set()
+        while len(chosen) < MAX_ORDERS:
+            chosen.add(tuple(rng.sample(identity, len(identity))))
+        candidates = sorted(chosen)
+    jobs = []
+    for order in candidates:
+        if order == identity:
+            continue
+        body = "\n".join(blocks[index] for index in order)
+        try:  # an order that is not even Python (an indented line first) needs no run
+            compile(body, "<order>", "exec")
+        except SyntaxError:
+            continue
+        code = composed(question, bank_setup, body, params, expression)[0]
+        jobs.append((order, Job(code, expression, question.run_limits, question.inference_mode)))
+    return blocks, jobs, possible
 
 
 def code_context(params: Params) -> dict[str, Any]:
@@ -334,10 +403,10 @@ def mistake_code(
     return code
 
 
-def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan:
+def _plan(question: Question, params: Params, bank_setup: Setup | None, seed: int = 0, bank_id: str = "") -> _Plan:
     fill_in = question.type == "fill_in"
-    # A fill_in stem names the outcome to reach (`{{ outcome }}`): it is rendered once the code has run.
-    stem = question.stem if fill_in else render(question.stem, params)
+    # A fill_in or ordering stem names the outcome to reach (`{{ outcome }}`): it is rendered once the code has run.
+    stem = question.stem if question.type in AFTER_RUN else render(question.stem, params)
     expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
     code, hidden = (
         composed(question, bank_setup, render_code(question.code, code_context(params)), params, expression)
@@ -345,6 +414,13 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan
         else (None, 0)
     )
     blanks, gapped = _blanks_of(question, params, bank_setup, expression) if fill_in else ([], None)
+    blocks: list[str] = []
+    orders: list[tuple[tuple[int, ...], Job]] = []
+    possible = 0
+    if question.type == "ordering":
+        blocks, orders, possible = _orders_of(question, params, bank_setup, expression, seed, bank_id)
+        # The code that runs first is the blocks in the author's order (blank lines between paragraphs dropped).
+        code, hidden = composed(question, bank_setup, "\n".join(blocks), params, expression)
     limits, fast = question.run_limits, question.inference_mode
     job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
     mistakes: list[tuple[Mistake, Job, str]] = []
@@ -388,6 +464,9 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None) -> _Plan
         broken_mistakes=broken,
         blanks=blanks,
         gapped_code=gapped,
+        blocks=blocks,
+        orders=orders,
+        orders_possible=possible,
     )
 
 
@@ -438,6 +517,8 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     rng = rng_for(seed, bank.id, question.id, vid)
     outcome: Outcome | None = None
     blanks: list[BlankKey] = []
+    blocks: list[str] = []
+    orders: list[list[int]] = []
     choices: list[Choice] = []
     accepted: list[str] = []
     tolerance: float | None = None
@@ -469,6 +550,9 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         if question.type == "fill_in":
             blanks = _blank_keys(plan, shown, results)
             key_plain = shown.plain
+        elif question.type == "ordering":
+            blocks, orders = _order_keys(plan, shown, results, rng)
+            key_plain = shown.plain
         elif question.type == "multiple_choice":
             choices, collisions = _choices(question, plan, shown, results)
             rng.shuffle(choices)
@@ -495,7 +579,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     try:
         with time_limit(RENDER_SECONDS, "rendering the explanation"):
             explanation = render(question.explanation, context)
-            if question.type == "fill_in":
+            if question.type in AFTER_RUN:
                 stem = render(question.stem, context)
     except TemplateProblem as exc:
         raise _VariantFailed(f"explanation: {exc}") from None
@@ -528,6 +612,8 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         outcome=outcome,
         blanks=blanks,
         gapped_code=gapped,
+        blocks=blocks,
+        orders=orders,
     )
     return variant, collisions
 
@@ -556,6 +642,37 @@ def _blank_keys(plan: _Plan, target: _Shown, results: dict[str, RunResult]) -> l
             )
         keys.append(BlankKey(name=name, answers=[str(plan.params[name]), *working]))
     return keys
+
+
+def _order_keys(
+    plan: _Plan, target: _Shown, results: dict[str, RunResult], rng: random.Random
+) -> tuple[list[str], list[list[int]]]:
+    """The blocks as shown (shuffled) and every order of them, by shown position, whose run gives the same outcome as
+    the author's order: that one first. An ordering declared `unique` that another order also solves fails."""
+    question = plan.question
+    errors = isinstance(question.answer, ErrorAnswer)
+    identity = tuple(range(len(plan.blocks)))
+    working = [identity]
+    for order, job in plan.orders:
+        try:
+            shown = _shown(question, results[job.key])
+        except _VariantFailed:
+            continue
+        if answers.same(shown.plain, target.plain, errors=errors):
+            working.append(order)
+    if len(working) > 1 and question.order is not None and question.order.unique:
+        other = " / ".join(plan.blocks[index].strip() for index in working[1])
+        raise _VariantFailed(
+            f"the order is declared unique, but {len(working) - 1} other order(s) also give {target.plain!r}, e.g. "
+            f"{other!r}: add or change lines so that only one order works"
+        )
+    display = list(identity)
+    for _ in range(20):  # shown in an order that is not already a solution, where the blocks allow one
+        rng.shuffle(display)
+        if tuple(display) not in working or len(display) < 2:
+            break
+    position = {block: shown_at for shown_at, block in enumerate(display)}
+    return [plan.blocks[index] for index in display], [[position[index] for index in order] for order in working]
 
 
 def _true_false(value: bool) -> list[Choice]:

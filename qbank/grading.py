@@ -26,7 +26,7 @@ from qbank import answers, display
 from qbank.errors import QbankError
 from qbank.exam import MANIFEST, csv_rows
 from qbank.exporting import LETTERS, Files
-from qbank.variant import Choice, Variant
+from qbank.variant import BLOCK_LETTERS, Choice, Variant
 from qbank.writing import write_files
 
 NO_ANSWER = "no answer"
@@ -87,6 +87,11 @@ def score(variant: Variant, answer: str) -> tuple[float, tuple[str, ...]]:
             return 0.0, (NOT_AN_OPTION if picked is None else SEVERAL,)
         right = {index for index, choice in enumerate(variant.choices) if choice.correct}
         return float(picked == right), tuple(origin(variant.choices[index]) for index in sorted(picked))
+    if variant.type == "ordering":  # the blocks' letters in order: `C, A, B` or `CAB`
+        letters = re.findall(r"[A-Za-z]", answer)
+        order = [BLOCK_LETTERS.find(letter.upper()) for letter in letters]
+        right = order in variant.orders
+        return float(right), (RIGHT if right else WRONG_TYPED,)
     if variant.type == "fill_in":  # one value per gap, separated by `;` (or `,` when no value holds one)
         given = [part.strip() for part in re.split(r";" if ";" in answer else r",", answer)]
         if len(given) != len(variant.blanks):

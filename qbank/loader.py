@@ -120,7 +120,7 @@ def check_templates(bank: models.Bank) -> None:
     for question in bank.questions:
         params = set(question.params)
         # A fill_in stem is rendered once the code has run, so it may name the `outcome` to reach.
-        after_run = {"outcome"} if question.type == "fill_in" else set()
+        after_run = {"outcome"} if question.type in ("fill_in", "ordering") else set()
         fields: list[tuple[str, str, set[str], bool]] = [
             ("stem", question.stem, params | after_run, False),
             ("explanation", question.explanation, params | {"answer", "answer_type"} | after_run, False),

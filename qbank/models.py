@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Category = Literal["Predict Output", "Conceptual", "Hyperparameter", "Metrics", "Debug"]
-QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false", "fill_in"]
+QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false", "fill_in", "ordering"]
 Difficulty = Literal["beginner", "intermediate", "advanced", "expert"]
 Scalar = bool | int | float | str
 
@@ -269,6 +269,15 @@ class Blank(_Strict):
     unique: bool = Field(False, description="Fail the variant when another value also gives the same outcome.")
 
 
+class Ordering(_Strict):
+    """How the code of an `ordering` question is cut into blocks that learners put back in order."""
+
+    unit: Literal["line", "paragraph"] = Field(
+        "line", description="A block is a line, or a paragraph (lines between blank lines)."
+    )
+    unique: bool = Field(False, description="Fail the variant when another order of the blocks gives the same outcome.")
+
+
 class RunLimits(_Strict):
     """Limits for one run of a question's code."""
 
@@ -315,6 +324,7 @@ class Question(_Strict):
     multiple_answers: bool = False
     shuffle: bool = True
     limits: RunLimits | None = None
+    order: Ordering | None = Field(None, description="For an ordering question: how its code is cut into blocks.")
     blanks: dict[str, Blank] = Field(
         default_factory=dict, description="Options of the blanks of a fill_in question, by parameter name."
     )
@@ -377,6 +387,15 @@ class Question(_Strict):
                 raise ValueError('a fill_in question needs a blank in its code: {{ blank("name") }}')
         elif self.blanks:
             raise ValueError("`blanks` are only for fill_in questions")
+        if self.type == "ordering":
+            if kind == "static" or not self.code:
+                raise ValueError(
+                    "an ordering question needs `code` and a computed answer (kind stdout, value or error)"
+                )
+            if self.mistakes or self.distractors:
+                raise ValueError("an ordering question has no options: `mistakes` and `distractors` do not apply")
+        elif self.order is not None:
+            raise ValueError("`order` is only for ordering questions")
         for name, blank in self.blanks.items():
             spec = self.params.get(name)
             if spec is None:

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from qbank.answers import spread
 from qbank.models import Bank, Category, Difficulty, QuestionType
 
+#: The letters that name the blocks of an ordering question (so it has at most 26).
+BLOCK_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
 ChoiceSource = Literal["bank", "answer", "mistake", "distractor", "near-miss"]
 
 
@@ -115,6 +118,10 @@ class Variant(_Frozen):
     blanks: list[BlankKey] = Field(default_factory=list)
     #: A fill_in variant's code as learners see it (without hidden setup lines), blank N written `__qbank_blank_N__`.
     gapped_code: str | None = None
+    #: An ordering variant's blocks of code, in the (shuffled) order learners see them.
+    blocks: list[str] = Field(default_factory=list)
+    #: Every order of `blocks` (their positions, from 0) that gives the outcome: the author's first.
+    orders: list[list[int]] = Field(default_factory=list)
 
     @property
     def shown_code(self) -> str | None:
@@ -122,6 +129,8 @@ class Variant(_Frozen):
         numbered gaps (`__(1)__`), so that no format shows the value that fills one."""
         if self.gapped_code is not None:
             return self.with_gaps(self.gapped_code, lambda number, _: f"__({number})__")
+        if self.blocks:  # an ordering question's code is its key: learners see the shuffled blocks instead
+            return None
         if self.code is None or not self.hidden_lines:
             return self.code
         return "\n".join(self.code.split("\n")[self.hidden_lines :])
@@ -140,6 +149,8 @@ class Variant(_Frozen):
     @property
     def key_text(self) -> str:
         """The correct answer as Markdown, whatever the question type."""
+        if self.type == "ordering":
+            return " or ".join(", ".join(BLOCK_LETTERS[index] for index in order) for order in self.orders)
         if self.type == "fill_in":
             return "; ".join(
                 f"({number}) " + " or ".join(f"`{answer}`" for answer in blank.answers)
