@@ -101,6 +101,13 @@ def _code_field(variant: Variant) -> str:
 
 
 def _choices_html(variant: Variant) -> str:
+    if variant.pairs:  # a matching question: the items numbered, their matches lettered
+        items = "".join(f"<li>{markdown_html(pair.item, True)}</li>" for pair in variant.pairs)
+        matches = "".join(f'<li><code class="qb-code">{escape(m)}</code></li>' for m in variant.matches)
+        return (
+            f'<p class="qb-multi">Match each item to a letter.</p><ol class="qb-choices">{items}</ol>'
+            f'<ol class="qb-choices" type="A">{matches}</ol>'
+        )
     if variant.blocks:  # an ordering question: the blocks to put in order, lettered
         items = "".join(f"<li>{code_html(block, classes=True)}</li>" for block in variant.blocks)
         return f'<p class="qb-multi">Put the blocks in order.</p><ol class="qb-choices" type="A">{items}</ol>'
@@ -112,6 +119,9 @@ def _choices_html(variant: Variant) -> str:
 
 
 def _answer_html(variant: Variant) -> str:
+    if variant.pairs:
+        rows = "".join(f'<li><code class="qb-code">{escape(pair.match)}</code></li>' for pair in variant.pairs)
+        return f'<div class="qb-key">{escape(variant.key_text)}</div><ol class="qb-choices">{rows}</ol>'
     if variant.blocks:
         ordered = "\n".join(variant.blocks[index] for index in variant.orders[0])
         return f'<div class="qb-key">{escape(variant.key_text)}</div>{code_html(ordered, classes=True)}'

@@ -61,6 +61,8 @@ def _missing_word(feedback: str, number: int, blank: BlankKey) -> str:
 
 
 def _answers(variant: Variant) -> list[str]:
+    if variant.type == "matching":  # `=item -> match`; the item as HTML (the question is [html])
+        return [f"={escape(markdown_html(pair.item))} -> {escape(pair.match)}" for pair in variant.pairs]
     if variant.type == "multiple_choice":
         correct = len(variant.correct_choices)
         wrong = len(variant.choices) - correct

@@ -47,6 +47,11 @@ def _problem(variant: Variant) -> dict[str, Any]:
         "answers": variant.answers,
         "blanks": [blank.answers for blank in variant.blanks],
         "blocks": [code_html(block, classes=True) for block in variant.blocks],
+        "pairs": [
+            {"item": markdown_html(pair.item, True), "match": variant.matches.index(pair.match)}
+            for pair in variant.pairs
+        ],
+        "matches": variant.matches,
         "orders": variant.orders,
         # Typed answers are compared by meaning in the page, as `qbank check` compares them (answers.js).
         "errors": isinstance(variant.outcome, ErrorOutcome),

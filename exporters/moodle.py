@@ -125,6 +125,10 @@ def _question(bank: BankInfo, variant: Variant) -> _Question:
         ]
     elif variant.type == "numeric":
         moodle_type, answers = "numerical", [_Answer("100", variant.answers[0], "")]
+    elif variant.type == "matching":
+        # Moodle's Matching question: each item a subquestion whose answer is its match.
+        moodle_type = "match"
+        answers = [_Answer("", markdown_html(pair.item), pair.match) for pair in variant.pairs]
     elif variant.type == "ordering":
         # Moodle's Ordering question: the blocks in their right order, each answer's fraction its position.
         moodle_type = "ordering"

@@ -21,6 +21,7 @@ CANVAS_TYPES = {
     "short_answer": "short_answer_question",
     "numeric": "numerical_question",
     "fill_in": "fill_in_multiple_blanks_question",
+    "matching": "matching_question",
 }
 
 
@@ -49,8 +50,11 @@ class _Item:
     high: float
     #: A fill_in question's gaps: (Canvas's blank id, [(answer ident, accepted text)]).
     gaps: list[tuple[str, list[tuple[str, str]]]]
-    #: The share of the score each gap gives.
+    #: The share of the score each gap (or matched item) gives.
     gap_score: str
+    #: A matching question's items: (response ident, item HTML, ident of its match); and every match (text, ident).
+    pairs: list[tuple[str, str, str]]
+    matches: list[tuple[str, str]]
 
 
 def _item(variant: Variant) -> _Item:
@@ -63,6 +67,11 @@ def _item(variant: Variant) -> _Item:
     gaps = [
         (f"gap{number}", [(f"{item_ident}_g{number}_{i}", text) for i, text in enumerate(blank.answers)])
         for number, blank in enumerate(variant.blanks, start=1)
+    ]
+    # Canvas's matching: a response per item offering every match; the item's own one scores its share.
+    match_ids = {match: f"{item_ident}_m{i}" for i, match in enumerate(variant.matches)}
+    pairs = [
+        (f"{item_ident}_p{i}", markdown_html(pair.item), match_ids[pair.match]) for i, pair in enumerate(variant.pairs)
     ]
     choices = [
         _Choice(
@@ -79,8 +88,11 @@ def _item(variant: Variant) -> _Item:
         value, tolerance = float(variant.answers[0]), variant.tolerance or 0.0
         low, high = value - tolerance, value + tolerance
     general = markdown_html(variant.explanation) + hints
-    gap_score = f"{100 / len(gaps):.2f}" if gaps else "0"
-    return _Item(variant, item_ident, canvas_type, html, choices, general, low, high, gaps, gap_score)
+    parts = len(gaps) or len(pairs)
+    share = f"{100 / parts:.2f}" if parts else "0"
+    return _Item(
+        variant, item_ident, canvas_type, html, choices, general, low, high, gaps, share, pairs, list(match_ids.items())
+    )
 
 
 _env = templates(autoescape=True)

@@ -361,6 +361,7 @@ def sheet_typst(exam: Exam, sheet: Sheet) -> str:
 
 #: Questions whose code is shorter than this many lines are never split across pages.
 KEEP_TOGETHER_LINES = 35
+_LETTER_BOX = "box(width: 30pt, height: 16pt, stroke: 0.6pt)"
 _BOX = "#box(width: 9pt, height: 9pt, stroke: 0.6pt, baseline: 1pt)"
 
 
@@ -384,6 +385,19 @@ def _question_typst(number: int, variant: Variant) -> str:
             for index, text in enumerate(texts)
         )
         lines.append(f"#grid(columns: (auto, 1fr), column-gutter: 8pt, row-gutter: 7pt, {cells})\n")
+    elif variant.type == "matching":
+        rows = ", ".join(
+            f"[{t(f'{number}.')}], [{typeset.inline_markdown(pair.item)}], {_LETTER_BOX}"
+            for number, pair in enumerate(variant.pairs, start=1)
+        )
+        lines.append(
+            f"#grid(columns: (auto, 1fr, auto), column-gutter: 8pt, row-gutter: 6pt, align: horizon, {rows})\n"
+        )
+        matches = ", ".join(
+            f"[#strong[{t(BLOCK_LETTERS[index] + '.')}]], [#raw({typeset.string(match)})]"
+            for index, match in enumerate(variant.matches)
+        )
+        lines.append(f"\n#grid(columns: (auto, 1fr), column-gutter: 8pt, row-gutter: 6pt, {matches})\n")
     elif variant.type == "ordering":
         for index, block in enumerate(variant.blocks):
             lines.append(f"#strong[{t(BLOCK_LETTERS[index] + '.')}]\n")

@@ -44,6 +44,7 @@ from qbank.variant import (
     ChoiceSource,
     ErrorInfo,
     ErrorOutcome,
+    MatchPair,
     Outcome,
     StdoutOutcome,
     ValueOutcome,
@@ -120,6 +121,8 @@ class _Plan:
     orders: list[tuple[tuple[int, ...], Job]] = field(default_factory=list)
     #: How many orders there are in all, when fewer were tried.
     orders_possible: int = 0
+    #: A matching question's items: (what learners see, as Markdown; the job of its code).
+    items: list[tuple[str, Job]] = field(default_factory=list)
 
 
 def variant_id(bank_id: str, question_id: str, params: Params) -> str:
@@ -244,7 +247,8 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
 def _jobs(plan: _Plan) -> list[Job]:
     blanks = [job for _, tried in plan.blanks for _, job in tried]
     orders = [job for _, job in plan.orders]
-    return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes] + blanks + orders
+    items = [job for _, job in plan.items]
+    return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes] + blanks + orders + items
 
 
 #: Question types whose stem may name the `outcome` of the code, so it is rendered after the run.
@@ -422,7 +426,20 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None, seed: in
         # The code that runs first is the blocks in the author's order (blank lines between paragraphs dropped).
         code, hidden = composed(question, bank_setup, "\n".join(blocks), params, expression)
     limits, fast = question.run_limits, question.inference_mode
-    job = Job(code, expression, limits, fast) if code is not None and question.answer.kind != "static" else None
+    items: list[tuple[str, Job]] = []
+    if question.type == "matching":
+        shared = render_code(question.code, code_context(params)) if question.code else ""
+        for item in question.items:
+            own = render_code(item.code, code_context(params))
+            body = f"{shared.rstrip(chr(10))}\n{own}" if shared.strip() else own
+            item_code = composed(question, bank_setup, body, params, expression)[0]
+            shown = render(item.label, params) if item.label else display.code_block(own.strip("\n"), "python")
+            items.append((shown, Job(item_code, expression, limits, fast)))
+    job = (
+        Job(code, expression, limits, fast)
+        if code is not None and question.answer.kind != "static" and question.type != "matching"
+        else None
+    )
     mistakes: list[tuple[Mistake, Job, str]] = []
     broken: list[tuple[Mistake, str]] = []
     for index, mistake in enumerate(question.mistakes):
@@ -467,6 +484,7 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None, seed: in
         blocks=blocks,
         orders=orders,
         orders_possible=possible,
+        items=items,
     )
 
 
@@ -519,11 +537,16 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     blanks: list[BlankKey] = []
     blocks: list[str] = []
     orders: list[list[int]] = []
+    pairs: list[MatchPair] = []
+    matches: list[str] = []
     choices: list[Choice] = []
     accepted: list[str] = []
     tolerance: float | None = None
     collisions = 0
-    if plan.job is None:
+    if question.type == "matching":
+        pairs, matches = _match_pairs(plan, results, rng)
+        key_plain = "; ".join(pair.match for pair in pairs)
+    elif plan.job is None:
         answer = question.answer
         assert isinstance(answer, StaticAnswer)
         choices = list(plan.choices)
@@ -614,6 +637,8 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
         gapped_code=gapped,
         blocks=blocks,
         orders=orders,
+        pairs=pairs,
+        matches=matches,
     )
     return variant, collisions
 
@@ -673,6 +698,28 @@ def _order_keys(
             break
     position = {block: shown_at for shown_at, block in enumerate(display)}
     return [plan.blocks[index] for index in display], [[position[index] for index in order] for order in working]
+
+
+def _match_pairs(plan: _Plan, results: dict[str, RunResult], rng: random.Random) -> tuple[list[MatchPair], list[str]]:
+    """Each item with the outcome of its code; outcomes that mean the same are one match (shown once)."""
+    question = plan.question
+    errors = isinstance(question.answer, ErrorAnswer)
+    pairs: list[MatchPair] = []
+    matches: list[str] = []
+    for number, (shown_item, job) in enumerate(plan.items, start=1):
+        try:
+            outcome = _shown(question, results[job.key])
+        except _VariantFailed as exc:
+            raise _VariantFailed(f"items[{number - 1}]: {exc}") from None
+        match = next((m for m in matches if answers.same(m, outcome.plain, errors=errors)), None)
+        if match is None:
+            match = outcome.plain
+            matches.append(match)
+        pairs.append(MatchPair(item=shown_item, code=job.code, match=match))
+    if len(matches) < 2:
+        raise _VariantFailed(f"every item gives {matches[0]!r}: nothing to match; change the items or add a constraint")
+    rng.shuffle(matches)
+    return pairs, matches
 
 
 def _true_false(value: bool) -> list[Choice]:

@@ -87,6 +87,11 @@ def score(variant: Variant, answer: str) -> tuple[float, tuple[str, ...]]:
             return 0.0, (NOT_AN_OPTION if picked is None else SEVERAL,)
         right = {index for index, choice in enumerate(variant.choices) if choice.correct}
         return float(picked == right), tuple(origin(variant.choices[index]) for index in sorted(picked))
+    if variant.type == "matching":  # each item's letter, in the items' order: `B, A, C` (or `BAC`)
+        picked = [BLOCK_LETTERS.find(letter.upper()) for letter in re.findall(r"[A-Za-z]", answer)]
+        wanted = [variant.matches.index(pair.match) for pair in variant.pairs]
+        right = picked == wanted
+        return float(right), (RIGHT if right else WRONG_TYPED,)
     if variant.type == "ordering":  # the blocks' letters in order: `C, A, B` or `CAB`
         letters = re.findall(r"[A-Za-z]", answer)
         order = [BLOCK_LETTERS.find(letter.upper()) for letter in letters]

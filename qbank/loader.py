@@ -132,6 +132,10 @@ def check_templates(bank: models.Bank) -> None:
         if bank.setup:
             fields.append(("setup.code (of the bank)", bank.setup.code, params, False))
         fields += [(f"hints[{i}]", hint, params, False) for i, hint in enumerate(question.hints)]
+        for i, item in enumerate(question.items):
+            fields.append((f"items[{i}].code", item.code, params, False))
+            if item.label:
+                fields.append((f"items[{i}].label", item.label, params, False))
         fields += [(f"constraints[{i}]", c, params, True) for i, c in enumerate(question.constraints)]
         for i, choice in enumerate(question.choices):
             fields += [(f"choices[{i}].text", choice.text, params, False)]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Category = Literal["Predict Output", "Conceptual", "Hyperparameter", "Metrics", "Debug"]
-QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false", "fill_in", "ordering"]
+QuestionType = Literal["multiple_choice", "short_answer", "numeric", "true_false", "fill_in", "ordering", "matching"]
 Difficulty = Literal["beginner", "intermediate", "advanced", "expert"]
 Scalar = bool | int | float | str
 
@@ -205,6 +205,13 @@ class StaticChoice(_Strict):
     feedback: str = ""
 
 
+class MatchItem(_Strict):
+    """One item of a matching question: its code runs (after the question's `code`), and its outcome is its match."""
+
+    code: str = Field(min_length=1, description="Python run after the question's code (a template).")
+    label: str | None = Field(None, description="What learners see for the item (Markdown); default: its code.")
+
+
 class Distractor(_Strict):
     """A wrong option written in the bank, used after the mistakes' outcomes."""
 
@@ -325,6 +332,9 @@ class Question(_Strict):
     shuffle: bool = True
     limits: RunLimits | None = None
     order: Ordering | None = Field(None, description="For an ordering question: how its code is cut into blocks.")
+    items: list[MatchItem] = Field(
+        default_factory=list, description="For a matching question: the items, each matched to its own outcome."
+    )
     blanks: dict[str, Blank] = Field(
         default_factory=dict, description="Options of the blanks of a fill_in question, by parameter name."
     )
@@ -360,7 +370,7 @@ class Question(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Question:
         kind = self.answer.kind
-        if kind != "static" and not self.code:
+        if kind != "static" and not self.code and self.type != "matching":
             raise ValueError(f"answer kind '{kind}' needs `code` to run")
         if self.mistakes and kind == "static":
             raise ValueError("`mistakes` need a computed answer (kind stdout, value or error)")
@@ -396,6 +406,15 @@ class Question(_Strict):
                 raise ValueError("an ordering question has no options: `mistakes` and `distractors` do not apply")
         elif self.order is not None:
             raise ValueError("`order` is only for ordering questions")
+        if self.type == "matching":
+            if kind == "static":
+                raise ValueError("a matching question needs a computed answer (kind stdout, value or error)")
+            if not 2 <= len(self.items) <= MAX_CHOICES:
+                raise ValueError(f"a matching question needs 2 to {MAX_CHOICES} `items` ({len(self.items)} given)")
+            if self.mistakes or self.distractors:
+                raise ValueError("a matching question has no options: `mistakes` and `distractors` do not apply")
+        elif self.items:
+            raise ValueError("`items` are only for matching questions")
         for name, blank in self.blanks.items():
             spec = self.params.get(name)
             if spec is None:

@@ -52,6 +52,17 @@ class BlankKey(_Frozen):
     answers: list[str]
 
 
+class MatchPair(_Frozen):
+    """One item of a matching variant and its match (the outcome of the item's code)."""
+
+    #: What learners see for the item (Markdown): its label, or its code as a code block.
+    item: str
+    #: The snippet the item ran (the question's code, then the item's), runnable on its own.
+    code: str
+    #: The outcome it gave, as shown among the matches.
+    match: str
+
+
 class ErrorInfo(_Frozen):
     type: str
     message: str
@@ -122,6 +133,9 @@ class Variant(_Frozen):
     blocks: list[str] = Field(default_factory=list)
     #: Every order of `blocks` (their positions, from 0) that gives the outcome: the author's first.
     orders: list[list[int]] = Field(default_factory=list)
+    #: A matching variant's items with their matches, and the distinct matches in the (shuffled) order shown.
+    pairs: list[MatchPair] = Field(default_factory=list)
+    matches: list[str] = Field(default_factory=list)
 
     @property
     def shown_code(self) -> str | None:
@@ -149,6 +163,11 @@ class Variant(_Frozen):
     @property
     def key_text(self) -> str:
         """The correct answer as Markdown, whatever the question type."""
+        if self.type == "matching":
+            return "; ".join(
+                f"{number} → {BLOCK_LETTERS[self.matches.index(pair.match)]}"
+                for number, pair in enumerate(self.pairs, start=1)
+            )
         if self.type == "ordering":
             return " or ".join(", ".join(BLOCK_LETTERS[index] for index in order) for order in self.orders)
         if self.type == "fill_in":
