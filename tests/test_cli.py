@@ -98,7 +98,7 @@ def test_check_flags_the_published_wrong_key() -> None:
 
 
 def test_check_passes_every_built_in_bank() -> None:
-    for bank in ("gru_mastery", "recurrent_layers", "conv_pooling", "attention", "losses"):
+    for bank in ("gru_mastery", "recurrent_layers", "conv_pooling", "attention", "losses", "gru_workshop"):
         done = run_cli("check", bank, "-n", 10)
         assert done.returncode == 0, done.stdout + done.stderr
     done = run_cli("check", "gru_mastery", "-n", 10)

@@ -334,3 +334,30 @@ def test_lms_code_with_inline_styles_wraps_on_a_phone_too(browser: Any, gru_50: 
         copied = tab.evaluate("() => { const p = document.querySelector('pre'); return p ? p.textContent : ''; }")
         assert "\n\n\n" not in copied
     made.close()
+
+
+@pytest.mark.parametrize("context", [("phone", "light"), ("phone", "dark")], indirect=True, ids=["light", "dark"])
+def test_fill_in_ordering_and_matching_problems_fit_and_axe_finds_nothing(
+    context: Any, pool: Any, tmp_path: Path
+) -> None:
+    """The built-in GRU Workshop: text boxes in code, blocks to move and selects, open and locked."""
+    made = qbank.generate(qbank.load_bank("gru_workshop"), 1, 2, pool=pool)
+    qbank.export(made, ["html"], tmp_path)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.goto((tmp_path / "gru_workshop.html").as_uri() + "#seed=1")
+    found: dict[str, list[Any]] = {}
+    for index in range(len(made.bank.questions)):
+        kind = problem(tab)["type"]
+        found[f"{index} {kind} open"] = violations(tab) + too_wide(tab)
+        while tab.locator("#next").is_hidden():  # answer wrongly until the problem locks
+            for box in tab.locator("input.blank").all():
+                box.fill("0")
+            for pick in tab.locator("select.match").all():
+                pick.select_option(index=1)
+            tab.locator("#submit").click()
+        found[f"{index} {kind} locked"] = violations(tab) + too_wide(tab)
+        tab.locator("#next").click()
+    assert {where: v for where, v in found.items() if v} == {}
+    assert errors == []
