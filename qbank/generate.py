@@ -332,7 +332,10 @@ def _blanks_of(
         return blank_marker(order.index(name) + 1)
 
     assert question.code is not None
-    gapped = composed(question, bank_setup, render_code(question.code, {**params, "blank": note}), params)[0]
+    # Composed as the code that runs is (hidden lines included), so that the same first lines can be left out.
+    gapped = composed(question, bank_setup, render_code(question.code, {**params, "blank": note}), params, expression)[
+        0
+    ]
     blanks: list[tuple[str, list[tuple[Any, Job]]]] = []
     for name in order:
         options = question.blanks.get(name)

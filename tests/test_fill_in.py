@@ -238,3 +238,22 @@ def test_anki_makes_cloze_cards_whose_back_lists_every_working_value(made: qbank
             assert "(1) " + " or ".join(variant.blanks[0].answers) in back  # every working value, on the back
     finally:
         col.close()
+
+
+def test_the_gapped_code_leaves_out_the_same_hidden_lines_as_the_code(pool: WorkerPool) -> None:
+    """A hidden setup and a parameter bound for the answer expression are first lines learners do not see."""
+    hidden = question(
+        id="hidden",
+        type="fill_in",
+        stem="Which size gives `{{ outcome }}`?",
+        setup={"code": "import torch", "show": False},
+        code='x = torch.zeros(2, {{ blank("n") }})\n',
+        explanation="x has n columns, times k.",
+        answer={"kind": "value", "expression": "x.shape[1] * k"},
+        params={"n": {"type": "choice", "values": [3, 4]}, "k": {"type": "choice", "values": [5]}},
+    )
+    made = qbank.generate(bank_of(hidden, bank_id="hidden"), 2, 1, pool=pool)
+    for variant in made.variants:
+        assert variant.hidden_lines == 2  # `import torch`, and `k = 5` for the expression
+        assert variant.shown_code == "x = torch.zeros(2, __(1)__)"
+        assert variant.blanks[0].answers == [str(variant.params["n"])]
