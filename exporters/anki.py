@@ -110,7 +110,8 @@ def _choices_html(variant: Variant) -> str:
         )
     if variant.blocks:  # an ordering question: the blocks to put in order, lettered
         items = "".join(f"<li>{code_html(block, classes=True)}</li>" for block in variant.blocks)
-        return f'<p class="qb-multi">Put the blocks in order.</p><ol class="qb-choices" type="A">{items}</ol>'
+        left_out = " Some do not belong: leave them out." if len(variant.orders[0]) < len(variant.blocks) else ""
+        return f'<p class="qb-multi">Put the blocks in order.{left_out}</p><ol class="qb-choices" type="A">{items}</ol>'
     if not variant.choices:
         return ""
     items = "".join(f"<li>{inline_html(choice.text, True)}</li>" for choice in variant.choices)

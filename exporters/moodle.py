@@ -187,6 +187,12 @@ class MoodleExporter(Exporter):
             for v in variants
             if len(v.orders) > 1
         ]
+        several += [
+            f"question '{v.question_id}' variant {v.variant_id[:8]}: it has blocks to leave out, and Moodle's "
+            "Ordering question uses every block (drop order.distractors for Moodle)"
+            for v in variants
+            if v.orders and len(v.orders[0]) < len(v.blocks)
+        ]
         return several + xml_refusals(variants)
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:

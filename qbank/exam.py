@@ -399,6 +399,8 @@ def _question_typst(number: int, variant: Variant) -> str:
         )
         lines.append(f"\n#grid(columns: (auto, 1fr), column-gutter: 8pt, row-gutter: 6pt, {matches})\n")
     elif variant.type == "ordering":
+        if variant.orders and len(variant.orders[0]) < len(variant.blocks):
+            lines.append(f"#emph[{t('Some blocks do not belong: leave them out.')}]\n\n")
         for index, block in enumerate(variant.blocks):
             lines.append(f"#strong[{t(BLOCK_LETTERS[index] + '.')}]\n")
             lines.append(typeset.code_block(block))

@@ -121,6 +121,9 @@ class _Plan:
     orders: list[tuple[tuple[int, ...], Job]] = field(default_factory=list)
     #: How many orders there are in all, when fewer were tried.
     orders_possible: int = 0
+    #: An ordering question's distractor blocks, and a job per place each was tried in: (distractor, place, job).
+    distractor_blocks: list[str] = field(default_factory=list)
+    distractor_runs: list[tuple[int, int, Job]] = field(default_factory=list)
     #: A matching question's items: (what learners see, as Markdown; the job of its code).
     items: list[tuple[str, Job]] = field(default_factory=list)
 
@@ -246,7 +249,7 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
 
 def _jobs(plan: _Plan) -> list[Job]:
     blanks = [job for _, tried in plan.blanks for _, job in tried]
-    orders = [job for _, job in plan.orders]
+    orders = [job for _, job in plan.orders] + [job for _, _, job in plan.distractor_runs]
     items = [job for _, job in plan.items]
     return ([plan.job] if plan.job else []) + [job for _, job, _ in plan.mistakes] + blanks + orders + items
 
@@ -300,6 +303,29 @@ def _orders_of(
         code = composed(question, bank_setup, body, params, expression)[0]
         jobs.append((order, Job(code, expression, question.run_limits, question.inference_mode)))
     return blocks, jobs, possible
+
+
+def _distractor_runs(
+    question: Question, params: Params, bank_setup: Setup | None, expression: str | None, blocks: list[str]
+) -> tuple[list[str], list[tuple[int, int, Job]]]:
+    """An ordering question's distractor blocks, each put in every place of the right order (a job per place that
+    compiles): if one of them gives the outcome too, it was no distractor."""
+    if question.order is None or not question.order.distractors:
+        return [], []
+    extra = [render_code(source, code_context(params)).strip("\n") for source in question.order.distractors]
+    if len(blocks) + len(extra) > len(BLOCK_LETTERS):
+        raise TemplateProblem(f"{len(blocks) + len(extra)} blocks with the distractors; at most {len(BLOCK_LETTERS)}")
+    runs = []
+    for which, block in enumerate(extra):
+        for place in range(len(blocks) + 1):
+            body = "\n".join([*blocks[:place], block, *blocks[place:]])
+            try:
+                compile(body, "<order>", "exec")
+            except SyntaxError:
+                continue
+            code = composed(question, bank_setup, body, params, expression)[0]
+            runs.append((which, place, Job(code, expression, question.run_limits, question.inference_mode)))
+    return extra, runs
 
 
 def code_context(params: Params) -> dict[str, Any]:
@@ -424,8 +450,11 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None, seed: in
     blocks: list[str] = []
     orders: list[tuple[tuple[int, ...], Job]] = []
     possible = 0
+    distractor_blocks: list[str] = []
+    distractor_runs: list[tuple[int, int, Job]] = []
     if question.type == "ordering":
         blocks, orders, possible = _orders_of(question, params, bank_setup, expression, seed, bank_id)
+        distractor_blocks, distractor_runs = _distractor_runs(question, params, bank_setup, expression, blocks)
         # The code that runs first is the blocks in the author's order (blank lines between paragraphs dropped).
         code, hidden = composed(question, bank_setup, "\n".join(blocks), params, expression)
     limits, fast = question.run_limits, question.inference_mode
@@ -487,6 +516,8 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None, seed: in
         blocks=blocks,
         orders=orders,
         orders_possible=possible,
+        distractor_blocks=distractor_blocks,
+        distractor_runs=distractor_runs,
         items=items,
     )
 
@@ -694,13 +725,24 @@ def _order_keys(
             f"the order is declared unique, but {len(working) - 1} other order(s) also give {target.plain!r}, e.g. "
             f"{other!r}: add or change lines so that only one order works"
         )
-    display = list(identity)
+    for which, place, job in plan.distractor_runs:
+        try:
+            shown = _shown(question, results[job.key])
+        except _VariantFailed:
+            continue
+        if answers.same(shown.plain, target.plain, errors=errors):
+            raise _VariantFailed(
+                f"the distractor block {plan.distractor_blocks[which]!r} also gives {target.plain!r} when it is "
+                f"block {place + 1}: it would not be wrong to use it; change it"
+            )
+    everything = [*plan.blocks, *plan.distractor_blocks]  # distractors are numbered after the real blocks
+    display = list(range(len(everything)))
     for _ in range(20):  # shown in an order that is not already a solution, where the blocks allow one
         rng.shuffle(display)
         if tuple(display) not in working or len(display) < 2:
             break
     position = {block: shown_at for shown_at, block in enumerate(display)}
-    return [plan.blocks[index] for index in display], [[position[index] for index in order] for order in working]
+    return [everything[index] for index in display], [[position[index] for index in order] for order in working]
 
 
 def _match_pairs(plan: _Plan, results: dict[str, RunResult], rng: random.Random) -> tuple[list[MatchPair], list[str]]:

@@ -283,6 +283,11 @@ class Ordering(_Strict):
         "line", description="A block is a line, or a paragraph (lines between blank lines)."
     )
     unique: bool = Field(False, description="Fail the variant when another order of the blocks gives the same outcome.")
+    distractors: list[str] = Field(
+        default_factory=list,
+        description="Blocks that do not belong (templates): shown among the others, to be left out. Each is run in "
+        "every place of the right order; one that gives the same outcome somewhere fails the variant.",
+    )
 
 
 class RunLimits(_Strict):

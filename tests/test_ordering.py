@@ -154,3 +154,40 @@ def test_the_ordering_problem_fits_a_phone_and_axe_finds_nothing(
     tab.locator("#submit").click()  # locked now: the answer and the explanation are shown
     assert violations(tab) == [] and too_wide(tab) == []
     context.close()
+
+
+def test_distractor_blocks_must_be_left_out_and_one_that_works_fails_its_variant(
+    pool: WorkerPool, browser: Any, tmp_path: Path
+) -> None:
+    good = ordering(SWAPPABLE, "good", order={"distractors": ["print(a - b)"]})
+    bad = ordering(SWAPPABLE, "bad", order={"distractors": ["b = 2"]})
+    made = qbank.generate(bank_of(good, bad, bank_id="order"), 2, 1, pool=pool)
+    assert {v.question_id for v in made.variants} == {"good"}
+    assert {f.question_id for f in made.failures} == {"bad"}
+    assert "the distractor block 'b = 2' also gives" in made.failures[0].reason
+    variant = made.variants[0]
+    assert len(variant.blocks) == 4 and all(len(order) == 3 for order in variant.orders)
+    extra = next(i for i in range(4) if all(i not in order for order in variant.orders))
+    assert variant.blocks[extra] == "print(a - b)"
+    right = [BLOCK_LETTERS[i] for i in variant.orders[0]]
+    assert score(variant, ", ".join(right))[0] == 1.0
+    assert score(variant, ", ".join([*right, BLOCK_LETTERS[extra]]))[0] == 0.0
+    with pytest.raises(ExportRefused, match="blocks to leave out"):
+        render_all(["moodle"], qbank.BankInfo.of(made.bank), [variant], 1)
+    # In the challenge: untick the block that does not belong (keyboard), order the others, submit.
+    qbank.export(qbank.Generation(bank=made.bank, seed=1, variants=[variant]), ["html"], tmp_path)
+    tab = browser.new_page()
+    tab.goto((tmp_path / "order.html").as_uri())
+    tab.locator(f'.block[data-block="{extra}"] input.use').focus()
+    tab.keyboard.press("Space")
+    target = variant.orders[0]
+    for place, block in enumerate(target):
+        while [int(i) for i in tab.eval_on_selector_all(".block", "ls => ls.map(l => l.dataset.block)")].index(
+            block
+        ) > place:
+            tab.locator(
+                f'.block[data-block="{block}"] button[aria-label^="Move block {BLOCK_LETTERS[block]} up"]'
+            ).click()
+    tab.locator("#submit").click()
+    assert "Correct" in tab.locator("#feedback").inner_text()
+    tab.close()
