@@ -9,7 +9,6 @@ CDATA, and a `]]>` inside it is split across two CDATA sections.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -101,14 +100,20 @@ def _choice_answers(variant: Variant) -> list[_Answer]:
     ]
 
 
-#: Characters with a meaning inside a Cloze subquestion, and `*` (a wildcard in a short answer): backslash-escaped.
-_CLOZE_SPECIAL = re.compile(r"([\\}#~/\"*])")
+#: What Moodle's Cloze parser (qtype_multianswer's ANSWER_REGEX) would read as the end of an answer — `~`, `#`, `}` —
+#: written as character references: the parser skips a `#` after `&`, and decodes the entities once it has split
+#: the answers. A `*` (a wildcard in a short answer) is written `\*`.
+_CLOZE_ENTITIES = {"#": "&#35;", "}": "&#125;", "~": "&#126;"}
 
 
 def _cloze(number: int, blank: BlankKey) -> str:
     """A blank as a Cloze short-answer subquestion accepting every value that works (all full marks)."""
-    accepted = "~".join("%100%" + _CLOZE_SPECIAL.sub(r"\\\1", html.escape(a, quote=False)) for a in blank.answers)
-    return f"{{1:SHORTANSWER:{accepted}}}"
+
+    def answer(text: str) -> str:
+        escaped = html.escape(text, quote=False)
+        return "".join(_CLOZE_ENTITIES.get(char, char) for char in escaped).replace("*", "\\*")
+
+    return "{1:SHORTANSWER:" + "~".join("%100%" + answer(a) for a in blank.answers) + "}"
 
 
 def _question(bank: BankInfo, variant: Variant) -> _Question:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -257,3 +258,30 @@ def test_the_gapped_code_leaves_out_the_same_hidden_lines_as_the_code(pool: Work
         assert variant.hidden_lines == 2  # `import torch`, and `k = 5` for the expression
         assert variant.shown_code == "x = torch.zeros(2, __(1)__)"
         assert variant.blanks[0].answers == [str(variant.params["n"])]
+
+
+# qtype_multianswer's ANSWER_REGEX and how its import unescapes an answer, ported from Moodle (PCRE → Python).
+_FRACTION = r"=|%(-?[0-9]+(?:[.,][0-9]*)?)%"
+_ANSWER = r".+?(?<!\\)(?<!&)(?<!&amp;)(?=[~#}]|$)"
+_ALTERNATIVE = f"({_FRACTION})?({_ANSWER})(#(.*?(?<!\\\\)(?=[~}}]|$)))?"
+
+
+def moodle_cloze_answers(text: str) -> list[str]:
+    found = re.match(r"\{([0-9]*):(SHORTANSWER|SA|MW):(" + _ALTERNATIVE + "(~" + _ALTERNATIVE + r")*)\}", text)
+    assert found, text
+    rest, answers = found.group(3), []
+    while rest and (alternative := re.match("~?" + _ALTERNATIVE, rest)):
+        answers.append(html.unescape(alternative.group(3)).replace("\\}", "}").replace("\\#", "#"))
+        rest = rest[len(alternative.group(0)) :]
+    return answers
+
+
+def test_cloze_answers_survive_moodles_parser_whatever_characters_they_hold() -> None:
+    from qbank.exporters.moodle import _cloze
+
+    from qbank.variant import BlankKey
+
+    hostile = ["16", "a}b#c~d", 'x/y"z', "<tag>&amp", "1e-05", "pre*post"]
+    read = moodle_cloze_answers(_cloze(1, BlankKey(name="a", answers=hostile)))
+    # A short answer's `*` is a wildcard; Moodle's short-answer grading reads `\*` as the star itself.
+    assert read == [answer.replace("*", "\\*") for answer in hostile]
