@@ -401,7 +401,8 @@ def spread(text: str) -> float:
 def numbers_in(text: str) -> set[float]:
     """Every number a text holds, read as the model reads them (not the digits inside names such as `conv2d`)."""
     found: set[float] = set()
-    pending: list[Item] = [parse(text)]
+    root = parse(text)  # read as a value: without `errors`, never an ErrorClaim
+    pending: list[Item] = [] if isinstance(root, ErrorClaim) else [root]
     while pending:
         item = pending.pop()
         if isinstance(item, Num):

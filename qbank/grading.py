@@ -88,24 +88,22 @@ def score(variant: Variant, answer: str) -> tuple[float, tuple[str, ...]]:
         right = {index for index, choice in enumerate(variant.choices) if choice.correct}
         return float(picked == right), tuple(origin(variant.choices[index]) for index in sorted(picked))
     if variant.type == "matching":  # each item's letter, in the items' order: `B, A, C` (or `BAC`)
-        picked = [BLOCK_LETTERS.find(letter.upper()) for letter in re.findall(r"[A-Za-z]", answer)]
-        wanted = [variant.matches.index(pair.match) for pair in variant.pairs]
-        right = picked == wanted
-        return float(right), (RIGHT if right else WRONG_TYPED,)
+        letters = [BLOCK_LETTERS.find(letter.upper()) for letter in re.findall(r"[A-Za-z]", answer)]
+        matched = letters == [variant.matches.index(pair.match) for pair in variant.pairs]
+        return float(matched), (RIGHT if matched else WRONG_TYPED,)
     if variant.type == "ordering":  # the blocks' letters in order: `C, A, B` or `CAB`
-        letters = re.findall(r"[A-Za-z]", answer)
-        order = [BLOCK_LETTERS.find(letter.upper()) for letter in letters]
-        right = order in variant.orders
-        return float(right), (RIGHT if right else WRONG_TYPED,)
+        order = [BLOCK_LETTERS.find(letter.upper()) for letter in re.findall(r"[A-Za-z]", answer)]
+        ordered = order in variant.orders
+        return float(ordered), (RIGHT if ordered else WRONG_TYPED,)
     if variant.type == "fill_in":  # one value per gap, separated by `;` (or `,` when no value holds one)
         given = [part.strip() for part in re.split(r";" if ";" in answer else r",", answer)]
         if len(given) != len(variant.blanks):
             return 0.0, (WRONG_TYPED,)
-        right = all(
+        filled = all(
             any(answers.same(value, accepted) for accepted in blank.answers)
             for value, blank in zip(given, variant.blanks, strict=True)
         )
-        return float(right), (RIGHT if right else WRONG_TYPED,)
+        return float(filled), (RIGHT if filled else WRONG_TYPED,)
     accepted = variant.answers
     tolerance = (variant.tolerance or 0.0) if variant.type == "numeric" else 0.0
     if any(answers.same(answer, key, tolerance=tolerance, errors=errors) for key in accepted):

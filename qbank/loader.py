@@ -82,10 +82,10 @@ def load_bank(source: str | Path | Mapping[str, Any]) -> models.Bank:
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        line = int(match.group(1)) if match else None
+        at_line = int(match.group(1)) if match else None
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) if match else message
         column = f", column {match.group(2)}" if match else ""
-        raise BankError(f"this is not valid TOML{column}: {reason}", file=display, line=line) from None
+        raise BankError(f"this is not valid TOML{column}: {reason}", file=display, line=at_line) from None
     if not data:
         raise BankError(
             "the file is empty (only comments); a bank needs id, title and at least one question",

@@ -328,7 +328,7 @@ class Question(_Strict):
     constraints: list[str] = Field(default_factory=list)
     stem: str = Field(min_length=1)
     code: str | None = None
-    answer: Answer = Field(default_factory=StaticAnswer)
+    answer: Answer = Field(default_factory=lambda: StaticAnswer())
     choices: list[StaticChoice] = Field(default_factory=list)
     distractors: list[Distractor] = Field(default_factory=list)
     mistakes: list[Mistake] = Field(default_factory=list)

@@ -79,8 +79,8 @@ def _sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
         valid = _valid(question)
         if not valid:
             raise _unsatisfiable(question)
-        chosen = [dict(p) for p in rng.sample(valid, min(count, len(valid)))]  # the cached sets stay untouched
-        return Sample(chosen, len(valid))
+        drawn = [dict(p) for p in rng.sample(valid, min(count, len(valid)))]  # the cached sets stay untouched
+        return Sample(drawn, len(valid))
     chosen: list[Params] = []
     seen: set[tuple[Any, ...]] = set()
     for _ in range(count * DRAWS_PER_VARIANT + 1000):

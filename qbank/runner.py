@@ -77,7 +77,7 @@ def end_marked(mark: str) -> int:
 class Job:
     code: str
     expression: str | None = None
-    limits: RunLimits = field(default_factory=RunLimits)
+    limits: RunLimits = field(default_factory=lambda: RunLimits())
     inference_mode: bool = False
     #: The cache key: a hash of what decides the outcome (computed once; jobs are looked up often).
     key: str = field(init=False, repr=False, compare=False)

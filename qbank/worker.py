@@ -126,7 +126,7 @@ class _Fresh:
         if os.environ._data != self.environ_data:  # type: ignore[attr-defined]
             os.environ.clear()
             os.environ.update(self.environ)
-        warnings.filters[:] = self.filters
+        warnings.filters[:] = self.filters  # type: ignore[index]  # a list at run time, typed as a Sequence
         try:
             if os.getcwd() == self.cwd:
                 return

@@ -167,7 +167,7 @@ def _lanes(chosen: Sequence[Exporter], work: Callable[[Exporter], Any], lanes: i
 
 def _lane(taken: Any, chosen: Sequence[Exporter], work: Callable[[Exporter], Any]) -> list[tuple[int, Outcome]]:
     """Take formats one by one until none is left; what each gave."""
-    done = []
+    done: list[tuple[int, Outcome]] = []
     while True:
         with taken.get_lock():
             index = taken.value
