@@ -294,15 +294,24 @@ def _orders_of(
     jobs = []
     for order in candidates:
         if order == identity:
-            continue
-        body = "\n".join(blocks[index] for index in order)
-        try:  # an order that is not even Python (an indented line first) needs no run
-            compile(body, "<order>", "exec")
-        except SyntaxError:
-            continue
-        code = composed(question, bank_setup, body, params, expression)[0]
-        jobs.append((order, Job(code, expression, question.run_limits, question.inference_mode)))
+            continue  # the author's order is the code that runs anyway
+        job = _job_if_python(question, bank_setup, "\n".join(blocks[index] for index in order), params, expression)
+        if job is not None:
+            jobs.append((order, job))
     return blocks, jobs, possible
+
+
+def _job_if_python(
+    question: Question, bank_setup: Setup | None, body: str, params: Params, expression: str | None
+) -> Job | None:
+    """The job that runs `body` after the setups, or None when `body` is not even Python (an indented line first):
+    that needs no run."""
+    try:
+        compile(body, "<body>", "exec")
+    except SyntaxError:
+        return None
+    code = composed(question, bank_setup, body, params, expression)[0]
+    return Job(code, expression, question.run_limits, question.inference_mode)
 
 
 def _distractor_runs(
@@ -318,13 +327,11 @@ def _distractor_runs(
     runs = []
     for which, block in enumerate(extra):
         for place in range(len(blocks) + 1):
-            body = "\n".join([*blocks[:place], block, *blocks[place:]])
-            try:
-                compile(body, "<order>", "exec")
-            except SyntaxError:
-                continue
-            code = composed(question, bank_setup, body, params, expression)[0]
-            runs.append((which, place, Job(code, expression, question.run_limits, question.inference_mode)))
+            job = _job_if_python(
+                question, bank_setup, "\n".join([*blocks[:place], block, *blocks[place:]]), params, expression
+            )
+            if job is not None:
+                runs.append((which, place, job))
     return extra, runs
 
 
@@ -441,22 +448,23 @@ def _plan(question: Question, params: Params, bank_setup: Setup | None, seed: in
     # A fill_in or ordering stem names the outcome to reach (`{{ outcome }}`): it is rendered once the code has run.
     stem = question.stem if question.type in AFTER_RUN else render(question.stem, params)
     expression = question.answer.expression if isinstance(question.answer, ValueAnswer) else None
-    code, hidden = (
-        composed(question, bank_setup, render_code(question.code, code_context(params)), params, expression)
-        if question.code
-        else (None, 0)
-    )
     blanks, gapped = _blanks_of(question, params, bank_setup, expression) if fill_in else ([], None)
     blocks: list[str] = []
     orders: list[tuple[tuple[int, ...], Job]] = []
     possible = 0
     distractor_blocks: list[str] = []
     distractor_runs: list[tuple[int, int, Job]] = []
+    code: str | None = None
+    hidden = 0
     if question.type == "ordering":
         blocks, orders, possible = _orders_of(question, params, bank_setup, expression, seed, bank_id)
         distractor_blocks, distractor_runs = _distractor_runs(question, params, bank_setup, expression, blocks)
         # The code that runs first is the blocks in the author's order (blank lines between paragraphs dropped).
         code, hidden = composed(question, bank_setup, "\n".join(blocks), params, expression)
+    elif question.code:
+        code, hidden = composed(
+            question, bank_setup, render_code(question.code, code_context(params)), params, expression
+        )
     limits, fast = question.run_limits, question.inference_mode
     items: list[tuple[str, Job]] = []
     if question.type == "matching":
@@ -677,21 +685,23 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     return variant, collisions
 
 
+def _gives(question: Question, run: RunResult, target: _Shown) -> bool:
+    """Whether a run (another value, order or block) gives the same outcome as the code that ran, by meaning; a run
+    that gives no outcome of the expected kind does not."""
+    try:
+        shown = _shown(question, run)
+    except _VariantFailed:
+        return False
+    return answers.same(shown.plain, target.plain, errors=isinstance(question.answer, ErrorAnswer))
+
+
 def _blank_keys(plan: _Plan, target: _Shown, results: dict[str, RunResult]) -> list[BlankKey]:
     """Each blank's accepted values: the one the code ran with, and every other value tried whose run gives the same
     outcome (compared by meaning). A blank declared `unique` that another value also fills fails the variant."""
     question = plan.question
-    errors = isinstance(question.answer, ErrorAnswer)
     keys = []
     for name, tried in plan.blanks:
-        working = []
-        for value, job in tried:
-            try:
-                shown = _shown(question, results[job.key])
-            except _VariantFailed:
-                continue  # a value whose run gives no outcome of the expected kind does not fill the blank
-            if answers.same(shown.plain, target.plain, errors=errors):
-                working.append(str(value))
+        working = [str(value) for value, job in tried if _gives(question, results[job.key], target)]
         options = question.blanks.get(name)
         if working and options is not None and options.unique:
             verb = "gives" if len(working) == 1 else "give"
@@ -709,16 +719,8 @@ def _order_keys(
     """The blocks as shown (shuffled) and every order of them, by shown position, whose run gives the same outcome as
     the author's order: that one first. An ordering declared `unique` that another order also solves fails."""
     question = plan.question
-    errors = isinstance(question.answer, ErrorAnswer)
     identity = tuple(range(len(plan.blocks)))
-    working = [identity]
-    for order, job in plan.orders:
-        try:
-            shown = _shown(question, results[job.key])
-        except _VariantFailed:
-            continue
-        if answers.same(shown.plain, target.plain, errors=errors):
-            working.append(order)
+    working = [identity, *(order for order, job in plan.orders if _gives(question, results[job.key], target))]
     if len(working) > 1 and question.order is not None and question.order.unique:
         other = " / ".join(plan.blocks[index].strip() for index in working[1])
         raise _VariantFailed(
@@ -726,11 +728,7 @@ def _order_keys(
             f"{other!r}: add or change lines so that only one order works"
         )
     for which, place, job in plan.distractor_runs:
-        try:
-            shown = _shown(question, results[job.key])
-        except _VariantFailed:
-            continue
-        if answers.same(shown.plain, target.plain, errors=errors):
+        if _gives(question, results[job.key], target):
             raise _VariantFailed(
                 f"the distractor block {plan.distractor_blocks[which]!r} also gives {target.plain!r} when it is "
                 f"block {place + 1}: it would not be wrong to use it; change it"

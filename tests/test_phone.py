@@ -16,6 +16,7 @@ import qbank
 from qbank.generate import Generation
 
 from .conftest import FIXTURES
+from .test_html import answer, problem
 
 AXE = (FIXTURES / "axe" / "axe.min.js").read_text(encoding="utf-8")
 WIDTHS = {"phone": 390, "desktop": 1280}
@@ -79,24 +80,6 @@ def open_challenge(context: Any, folder: Path, seed: int = 5) -> Any:
     tab.goto((folder / "gru_mastery.html").as_uri() + f"#seed={seed}")
     tab.errors = errors
     return tab
-
-
-def problem(tab: Any) -> dict[str, Any]:
-    index = int(tab.locator("#position").inner_text().split()[1]) - 1
-    return dict(tab.evaluate(f"window.qbankChallenge.problems[{index}]"))
-
-
-def answer(tab: Any, right: bool) -> None:
-    data = problem(tab)
-    if data["choices"] and not data["multiple"]:
-        enabled = {
-            int(i) for i in tab.eval_on_selector_all(".choice:not([disabled])", "bs => bs.map(b => b.dataset.index)")
-        }
-        pick = next(i for i, c in enumerate(data["choices"]) if c["correct"] == right and i in enabled)
-        tab.locator(f'.choice[data-index="{pick}"]').click()
-    else:
-        tab.locator("#answer").fill(data["answers"][0] if right else "definitely wrong 12345")
-        tab.locator("#answer").press("Enter")
 
 
 @pytest.mark.parametrize("context", STATES, indirect=True, ids=[f"{w}-{s}" for w, s in STATES])

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -182,46 +186,9 @@ def test_a_snippet_that_removes_its_folder_costs_only_itself(pool: WorkerPool) -
     assert results[after.key].stdout == "True\n"
 
 
-def test_a_snippet_that_daemonizes_leaves_nothing_running(pool: WorkerPool, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import os
-    import time
-
-    marker = tmp_path / "daemon.pid"
-    code = f"""
-import os, time
-child = os.fork()
-if child == 0:
-    os.setsid()
-    if os.fork() == 0:
-        with open({str(marker)!r}, "w") as out:
-            out.write(str(os.getpid()))
-        time.sleep(120)
-    os._exit(0)
-os.waitpid(child, 0)
-while not os.path.exists({str(marker)!r}):
-    time.sleep(0.01)
-print("started a daemon")
-"""
-    job = Job(code, limits=FAST)
-    assert pool.run([job])[job.key].stdout == "started a daemon\n"
-    daemon = int(marker.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(daemon, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the daemon {daemon} is still running")
-
-
-def test_a_daemon_of_a_worker_that_had_to_be_killed_is_ended_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The snippet blocks the worker's own time limits, so the parent kills the worker; its daemon goes as well."""
-    import os
-    import time
-
-    marker = tmp_path / "daemon.pid"
-    code = f"""
+def daemon_code(marker: Path) -> str:
+    """Snippet lines that start a daemon (`setsid`, then a second fork) which writes its pid to `marker` and sleeps."""
+    return f"""
 import os, signal, time
 child = os.fork()
 if child == 0:
@@ -232,20 +199,49 @@ if child == 0:
         time.sleep(120)
     os._exit(0)
 os.waitpid(child, 0)
-signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM, signal.SIGPROF}})
+"""
+
+
+def assert_ends_soon(pid: int) -> None:
+    """The process ends within 5 seconds (if not, it is killed, and the test fails)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"the daemon {pid} was still running")
+
+
+def test_a_snippet_that_daemonizes_leaves_nothing_running(pool: WorkerPool, tmp_path: Path) -> None:
+    marker = tmp_path / "daemon.pid"
+    code = (
+        daemon_code(marker)
+        + f"""
+while not os.path.exists({str(marker)!r}):
+    time.sleep(0.01)
+print("started a daemon")
+"""
+    )
+    job = Job(code, limits=FAST)
+    assert pool.run([job])[job.key].stdout == "started a daemon\n"
+    assert_ends_soon(int(marker.read_text()))
+
+
+def test_a_daemon_of_a_worker_that_had_to_be_killed_is_ended_too(tmp_path: Path) -> None:
+    """The snippet blocks the worker's own time limits, so the parent kills the worker; its daemon goes as well."""
+    marker = tmp_path / "daemon.pid"
+    code = (
+        daemon_code(marker)
+        + """
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGPROF})
 time.sleep(60)
 """
+    )
     job = Job(code, limits=RunLimits(cpu_seconds=1, wall_seconds=1, memory_mb=512))
     with WorkerPool(1) as one:
         result = one.run([job])[job.key]
     assert result.failure is not None
-    daemon = int(marker.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(daemon, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(daemon, 9)
-    raise AssertionError(f"the daemon {daemon} was still running")
+    assert_ends_soon(int(marker.read_text()))
