@@ -90,19 +90,15 @@ class GiftExporter(Exporter):
     description = "Moodle GIFT text: one category per question (Question bank → Import → GIFT)"
     suffix = ".gift.txt"
 
-    def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
-        # GIFT's "missing word" holds one gap per question, and GIFT has no ordering questions.
-        refused = []
-        for v in variants:
-            where = f"question '{v.question_id}' variant {v.variant_id[:8]}"
-            if len(v.blanks) > 1:
-                refused.append(
-                    f"{where}: {len(v.blanks)} blanks (GIFT has one gap per question; use Moodle XML, whose Cloze "
-                    "questions take any number)"
-                )
-        ordering = sorted({v.question_id for v in variants if v.type == "ordering"})
-        refused += [f"question '{qid}': an ordering question (GIFT has none; use Moodle XML)" for qid in ordering]
-        return refused
+    def refusal(self, variant: Variant) -> str | None:
+        if variant.type == "ordering":
+            return "an ordering question (GIFT has none; use Moodle XML)"
+        if len(variant.blanks) > 1:  # GIFT's "missing word" holds one gap per question
+            return (
+                f"{len(variant.blanks)} blanks (GIFT has one gap per question; use Moodle XML, whose Cloze questions "
+                "take any number)"
+            )
+        return None
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         lines = [f"// {escape(bank.title)}: made by qbank, seed {seed}", ""]

@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from qbank.exporting import Exporter, Files, clock, style_sheet, templates
 from qbank.render import code_html, inline_html, markdown_html
-from qbank.variant import BankInfo, ErrorOutcome, Variant
+from qbank.variant import BankInfo, Variant
 
 
 def _problem(variant: Variant) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def _problem(variant: Variant) -> dict[str, Any]:
         "matches": variant.matches,
         "orders": variant.orders,
         # Typed answers are compared by meaning in the page, as `qbank check` compares them (answers.js).
-        "errors": isinstance(variant.outcome, ErrorOutcome),
+        "errors": variant.about_errors,
         "tolerance": variant.tolerance or 0.0,
         "hints": [markdown_html(f"**Hint:** {hint}", True) for hint in variant.hints],
         "explanation": markdown_html(variant.explanation, True),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from qbank.exporting import Exporter, Files, clock, question_html, templates, xml_refusals
+from qbank.exporting import Exporter, Files, clock, question_html, templates, xml_refusal
 from qbank.render import code_html, inline_html, markdown_html
 from qbank.variant import BankInfo, BlankKey, Choice, Variant
 
@@ -183,22 +183,31 @@ class MoodleExporter(Exporter):
     description = "Moodle XML: one category per question holding its variants (Question bank → Import)"
     suffix = ".moodle.xml"
 
-    def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
-        # Moodle's Ordering question knows one right order.
-        several = [
-            f"question '{v.question_id}' variant {v.variant_id[:8]}: {len(v.orders)} orders of its blocks give the "
-            "outcome, and Moodle's Ordering question accepts one (set order.unique = true to find such variants, and "
-            "change the code or add a constraint)"
-            for v in variants
-            if len(v.orders) > 1
-        ]
-        several += [
-            f"question '{v.question_id}' variant {v.variant_id[:8]}: it has blocks to leave out, and Moodle's "
-            "Ordering question uses every block (drop order.distractors for Moodle)"
-            for v in variants
-            if v.orders and len(v.orders[0]) < len(v.blocks)
-        ]
-        return several + xml_refusals(variants)
+    def refusal(self, variant: Variant) -> str | None:
+        reasons = []
+        if variant.orders:
+            # Moodle's Ordering question knows one right order, uses every item, and scores two equal items wrongly.
+            if len(variant.orders) > 1:
+                reasons.append(
+                    f"{len(variant.orders)} orders of its blocks give the outcome, and Moodle's Ordering question "
+                    "accepts one (set order.unique = true to find such variants, and change the code or add a "
+                    "constraint)"
+                )
+            if len(variant.orders[0]) < len(variant.blocks):
+                reasons.append(
+                    "it has blocks to leave out, and Moodle's Ordering question uses every block (drop "
+                    "order.distractors for Moodle)"
+                )
+            texts = [block.strip() for block in variant.blocks]
+            twice = next((text for text in texts if texts.count(text) > 1), None)
+            if twice is not None:
+                reasons.append(f"the block {twice!r} is there twice, and Moodle's Ordering question needs unique items")
+        # An empty answer ends Moodle's Matching import silently, losing every later question of the file.
+        empty = next((pair.item for pair in variant.pairs if not pair.match.strip()), None)
+        if empty is not None:
+            reasons.append(f"the item {empty!r} matches an empty outcome, which Moodle's Matching import cannot take")
+        unfit = xml_refusal(variant)
+        return "; ".join([*reasons, unfit] if unfit else reasons) or None
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         groups: dict[str, list[_Question]] = {}

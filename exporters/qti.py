@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qbank.exporting import Exporter, Files, question_html, templates, xml_refusals, zip_bytes
+from qbank.exporting import Exporter, Files, question_html, templates, xml_refusal, zip_bytes
 from qbank.render import inline_html, markdown_html
 from qbank.variant import BankInfo, Variant
 
@@ -68,8 +68,10 @@ def _item(variant: Variant) -> _Item:
         (f"gap{number}", [(f"{item_ident}_g{number}_{i}", text) for i, text in enumerate(blank.answers)])
         for number, blank in enumerate(variant.blanks, start=1)
     ]
-    # Canvas's matching: a response per item offering every match; the item's own one scores its share.
-    match_ids = {match: f"{item_ident}_m{i}" for i, match in enumerate(variant.matches)}
+    # Canvas's matching: a response per item offering every match; the item's own one scores its share. Canvas's
+    # importer takes a match's id from the first run of digits in its identifier (associate_interaction.rb), so
+    # that run is the match's number, before the item's hash (whose digits would be the same for every match).
+    match_ids = {match: f"m{i}_{item_ident}" for i, match in enumerate(variant.matches, start=1)}
     pairs = [
         (f"{item_ident}_p{i}", markdown_html(pair.item), match_ids[pair.match]) for i, pair in enumerate(variant.pairs)
     ]
@@ -103,14 +105,13 @@ class QtiExporter(Exporter):
     description = "QTI 1.2 zip for Canvas: one question group per question (Settings → Import course content)"
     suffix = ".qti.zip"
 
-    def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
-        # Canvas's classic quizzes have no ordering question.
-        ordering = [
-            f"question '{qid}': an ordering question (Canvas's QTI import has no ordering type; use Moodle XML, or "
-            "leave the question out with --question)"
-            for qid in sorted({v.question_id for v in variants if v.type == "ordering"})
-        ]
-        return ordering + xml_refusals(variants)
+    def refusal(self, variant: Variant) -> str | None:
+        if variant.type == "ordering":  # Canvas's classic quizzes have no ordering question
+            return (
+                "an ordering question (Canvas's QTI import has no ordering type; use Moodle XML, or leave the question "
+                "out with --question)"
+            )
+        return xml_refusal(variant)
 
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         assessment = ident("assessment", bank.id)

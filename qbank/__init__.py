@@ -10,7 +10,7 @@ The Python API, for notebooks and scripts (the `qbank` command is a thin layer o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qbank.errors import BankError, QbankError
@@ -41,6 +41,17 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def export(result: Generation, names: Sequence[str], out: str | Path, jobs: int | None = None) -> list[Path]:
-    """Render `result` in every named format (in up to `jobs` processes), then write all files atomically into `out`."""
-    return export_files(list(names), BankInfo.of(result.bank), result.variants, result.seed, Path(out), jobs=jobs)
+def export(
+    result: Generation,
+    names: Sequence[str],
+    out: str | Path,
+    *,
+    jobs: int | None = None,
+    left_out: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Render `result` in every named format (in up to `jobs` processes), then write all files atomically into `out`.
+
+    A format that cannot express a variant refuses (nothing is written), unless `left_out` is given: then each format
+    writes what it can express and `left_out` receives a line per question it left out."""
+    info = BankInfo.of(result.bank)
+    return export_files(list(names), info, result.variants, result.seed, Path(out), jobs=jobs, left_out=left_out)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any, Literal
@@ -221,6 +221,18 @@ def parse_error(text: str) -> ErrorClaim | None:
         return ErrorClaim(kind)
     cut = body.endswith(("…", "..."))
     return ErrorClaim(kind, _message_items(message.rstrip("…. ")), cut)
+
+
+def claims_errors(keys: Sequence[str], options: Sequence[str] = ()) -> bool:
+    """Whether a question written by hand is about exceptions: every key reads as an error claim (`RuntimeError`,
+    `no error`) and some key or option names an exception. (A computed question is about exceptions when its answer
+    is one; `Variant.about_errors` applies both rules.)"""
+    claims = [parse_error(text) for text in [*keys, *options]]
+    return (
+        bool(keys)
+        and all(claim is not None for claim in claims[: len(keys)])
+        and any(claim is not None and claim.type is not None for claim in claims)
+    )
 
 
 def error_claim(kind: str | None, message: str = "") -> ErrorClaim:

@@ -10,7 +10,7 @@ from qbank.generate import Failure, generate
 from qbank.models import Bank, ErrorAnswer, Question, Scalar, StdoutAnswer, ValueAnswer
 from qbank.runner import Store, WorkerPool
 from qbank.templating import TemplateProblem, render
-from qbank.variant import ErrorOutcome, StdoutOutcome, ValueOutcome, Variant
+from qbank.variant import ErrorOutcome, Outcome, StdoutOutcome, ValueOutcome
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,18 @@ class Disagreement:
     params: dict[str, Any]
     claim: str
     actual: str
+    #: The bank's distractor that means what torch gives: `(its number from 1, its text)`. The most common wrong
+    #: key: the right answer is offered, but the wrong option is marked.
+    distractor: tuple[int, str] | None = None
 
     def __str__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         where = f"question '{self.question_id}'" + (f" ({shown})" if shown else "")
-        return f"{where}: the key claims {self.claim}, but torch gives {self.actual}"
+        said = f"{where}: the key claims {self.claim}, but torch gives {self.actual}"
+        if self.distractor is not None:
+            number, text = self.distractor
+            said += f", which is distractor {number} ({text!r}): the right answer is offered but not marked"
+        return said
 
 
 @dataclass
@@ -46,29 +53,39 @@ def check(
     jobs: int | None = None,
     store: Store | None = None,
 ) -> CheckReport:
-    """Generate variants (every variant must succeed) and compare each claimed key with the real outcome."""
+    """Generate variants (every variant must succeed) and compare each claimed key with the real outcome.
+
+    A variant that ran but failed afterwards (e.g. a distractor meant the same as torch's answer, so too few options
+    were left) is compared too: when its claim is wrong, the wrong claim is what is reported, not the failure."""
     result = generate(bank, variants, seed, pool=pool, jobs=jobs, store=store)
-    report = CheckReport(failures=list(result.failures))
-    for variant in result.variants:
-        question = bank.question(variant.question_id)
-        verdict = compare(question, variant)
+    report = CheckReport()
+
+    def disagrees(question_id: str, params: dict[str, Any], outcome: Outcome | None) -> bool:
+        question = bank.question(question_id)
+        verdict = compare(question, params, outcome)
         if verdict is None:
-            continue
+            return False
         report.checked += 1
         claim, actual, agrees = verdict
         if not agrees:
-            report.disagreements.append(Disagreement(question.id, variant.params, claim, actual))
+            distractor = _offered_truth(question, params, outcome) if outcome is not None else None
+            report.disagreements.append(Disagreement(question.id, params, claim, actual, distractor))
+        return not agrees
+
+    for variant in result.variants:
+        disagrees(variant.question_id, variant.params, variant.outcome)
+    report.failures = [f for f in result.failures if not disagrees(f.question_id, f.params, f.outcome)]
     return report
 
 
-def compare(question: Question, variant: Variant) -> tuple[str, str, bool] | None:
-    """(claim, actual, whether they agree by meaning) for a variant whose question carries a claim; else None."""
-    answer, outcome = question.answer, variant.outcome
+def compare(question: Question, params: dict[str, Any], outcome: Outcome | None) -> tuple[str, str, bool] | None:
+    """(claim, actual, whether they agree by meaning) for an outcome of a question that carries a claim; else None."""
+    answer = question.answer
     claim = getattr(answer, "claim", None)
     if claim is None or outcome is None:
         return None
     try:
-        text = render(claim, variant.params).strip() if isinstance(claim, str) else claim_text(claim)
+        text = render(claim, params).strip() if isinstance(claim, str) else claim_text(claim)
     except TemplateProblem as exc:  # e.g. a division by zero for these parameters: the claim says nothing
         return repr(claim), f"no comparison, because the claim cannot be rendered ({exc})", False
     if isinstance(answer, ErrorAnswer) and isinstance(outcome, ErrorOutcome):
@@ -82,6 +99,30 @@ def compare(question: Question, variant: Variant) -> tuple[str, str, bool] | Non
             repr(outcome.value),
             answers.same(text, actual, tolerance=answer.tolerance, precision="coarser"),
         )
+    return None
+
+
+def _offered_truth(question: Question, params: dict[str, Any], outcome: Outcome) -> tuple[int, str] | None:
+    """The bank's distractor (number from 1, rendered text) that means what torch gave, if one does."""
+    truth: str | answers.Answer
+    errors = isinstance(outcome, ErrorOutcome)
+    if isinstance(outcome, ErrorOutcome):
+        error = outcome.error
+        truth = answers.error_claim(error.type, error.message) if error else answers.ErrorClaim(None)
+    elif isinstance(outcome, StdoutOutcome):
+        truth = outcome.stdout.strip()
+    else:
+        truth = answers.of_value(outcome.value)
+    tolerance = getattr(question.answer, "tolerance", 0.0)
+    for number, distractor in enumerate(question.distractors, start=1):
+        try:
+            text = display.plain_of(render(distractor.text, params)).strip()
+        except TemplateProblem:
+            continue
+        if errors:
+            text = answers.split_printed(text)[0]
+        if text and answers.same(text, truth, tolerance=tolerance, errors=errors, precision="coarser"):
+            return number, text
     return None
 
 

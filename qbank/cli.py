@@ -27,7 +27,7 @@ from qbank.models import Bank, json_schema
 from qbank.preview import preview
 from qbank.progress import Progress
 from qbank.store import OutcomeStore
-from qbank.stress import UNIFORM_P, summarize, table, warnings
+from qbank.stress import UNIFORM_P, mistake_lines, summarize, table, warnings
 from qbank.variant import BankInfo
 from qbank.writing import export_files
 
@@ -52,20 +52,28 @@ def _whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
 _positive, _seed, _variants = _whole(1), _whole(0), _whole(1, MAX_VARIANTS)
 
 
-def _format_list(text: str) -> list[str]:
+class _Formats(list[str]):
+    """The formats asked for; `every`: asked for as `all`, so each writes what it can express and names the rest."""
+
+    every = False
+
+
+def _format_list(text: str) -> _Formats:
     names = [name.strip() for name in text.split(",") if name.strip()]
     try:
         known = formats()
     except QbankError as exc:  # a broken third-party format: say which, as a usage problem
         raise argparse.ArgumentTypeError(str(exc)) from None
     if names == ["all"]:
-        return list(known)
+        every = _Formats(known)
+        every.every = True
+        return every
     unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown format {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(known)} or all"
         )
-    return list(dict.fromkeys(names))
+    return _Formats(dict.fromkeys(names))
 
 
 def _id_list(text: str) -> list[str]:
@@ -186,8 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         "-f",
         type=_format_list,
-        default=["json"],
-        help="comma-separated formats, or all (default json; see `qbank formats`)",
+        default=_Formats(["json"]),
+        help="comma-separated formats, or all (default json; see `qbank formats`); with all, a format that cannot "
+        "express a question writes the others and names it",
     )
     gen.add_argument("--out", "-o", type=Path, required=True, help="output folder (made if missing)")
     gen.add_argument(
@@ -317,7 +326,18 @@ def _generate(args: argparse.Namespace) -> int:
         raise QbankError(f"no variant of bank '{bank.id}' could be made; nothing was written")
     with Progress("writing") as status:
         status.note(f"writing {len(result.variants)} variants as {', '.join(args.format)} …")
-        written = export_files(args.format, BankInfo.of(bank), result.variants, args.seed, args.out, jobs=args.jobs)
+        left_out: list[str] = []
+        written = export_files(
+            args.format,
+            BankInfo.of(bank),
+            result.variants,
+            args.seed,
+            args.out,
+            jobs=args.jobs,
+            left_out=left_out.append if args.format.every else None,
+        )
+    for line in left_out:
+        print(f"qbank: note: {line}", file=sys.stderr)
     print(
         f"{_count(len(result.variants), 'variant')} of {_count(len(bank.questions), 'question')} "
         f"({result.runs} snippets run, {result.cache_hits} reused) → " + ", ".join(str(path) for path in written)
@@ -376,10 +396,10 @@ def _grade(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     bank = _bank(args)
     report = check(bank, variants=args.variants, seed=args.seed, jobs=args.jobs, store=_store(args))
+    for disagreement in report.disagreements:  # first: a wrong key is what a teacher runs `check` to find
+        print(f"wrong key: {disagreement}")
     for failure in report.failures:
         print(f"variant failed: {failure}")
-    for disagreement in report.disagreements:
-        print(f"wrong key: {disagreement}")
     claims = sum(1 for q in bank.questions if getattr(q.answer, "claim", None) is not None)
     verdict = "ok" if report.ok else "FAILED"
     print(
@@ -403,6 +423,8 @@ def _stress(args: argparse.Namespace) -> int:
     skewed = [row.question_id for row in rows if not row.uniform]
     for question_id in skewed:
         print(f"correct choice not uniform (p < {UNIFORM_P}): {question_id}")
+    for line in mistake_lines(rows):
+        print(line)
     for warning in warnings(bank, rows):
         print(f"warning: {warning}")
     print(

@@ -48,7 +48,16 @@ def format_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return repr(value)
-        text = format(value, f".{max(1, digits)}g")
+        if value == 0:
+            return "0.0"  # -0.0 too: a person does not write the sign of zero
+        places = max(1, digits)
+        text = format(value, f".{places}g")
+        if "e-" in text and abs(value) >= 1e-6:
+            # As a person writes it, 0.000005 rather than 5e-06 (Python's `g` turns to exponents below 1e-4).
+            decimals = places - 1 - math.floor(math.log10(abs(value)))
+            text = f"{value:.{decimals}f}".rstrip("0")
+        elif "e+" in text and abs(value) < 1e15:
+            text = f"{round(value)}.0"  # 123457.0 rather than 1.235e+05: the whole number, as Python prints it
         return text if any(c in text for c in ".en") else text + ".0"
     if isinstance(value, list):
         return "[" + ", ".join(format_value(item, digits) for item in value) + "]"

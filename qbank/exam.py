@@ -421,7 +421,7 @@ def _question_typst(number: int, variant: Variant) -> str:
             "box(width: 100%, height: 22pt, stroke: 0.6pt, radius: 2pt))\n"
         )
     # A question that fits on a page is kept on one; a longer one may break (it could not fit anyway).
-    short = (variant.shown_code or "\n".join(variant.blocks)).count("\n") < KEEP_TOGETHER_LINES
+    short = "\n".join([variant.shown_code or "", *variant.blocks]).count("\n") < KEEP_TOGETHER_LINES
     return f"#v(10pt)\n#block(width: 100%, breakable: {'false' if short else 'true'})[\n{''.join(lines)}]\n"
 
 

@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import jinja2
+from pydantic import BaseModel
 
 from qbank.errors import QbankError
 from qbank.render import PALETTE, code_html, markdown_html
@@ -39,20 +40,52 @@ class Exporter(ABC):
     #: The suffix of the main file, appended to the bank id.
     suffix: ClassVar[str]
 
+    def refusal(self, variant: Variant) -> str | None:
+        """Why this format cannot express `variant` (None: it can). A format that cannot express a question type
+        says so here, and `refusals`, `export` and `export_what_fits` follow from it."""
+        return None
+
     def refusals(self, bank: BankInfo, variants: Sequence[Variant]) -> list[str]:
-        """Why some variants cannot be expressed in this format (empty: all can)."""
-        return []
+        """Why some variants cannot be expressed in this format, one line per question and reason (empty: all can)."""
+        return _grouped(variants, [(variant, self.refusal(variant)) for variant in variants])
 
     @abstractmethod
     def render(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
         """File name → content (str is written as UTF-8, bytes as they are)."""
 
     def export(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> Files:
+        """Every variant rendered, or ExportRefused naming every one the format cannot express."""
         refused = self.refusals(bank, variants)
         if refused:
             listed = "; ".join(refused)
             raise ExportRefused(f"the {self.name} format cannot express what follows; nothing was written: {listed}")
         return self.render(bank, variants, seed)
+
+    def export_what_fits(self, bank: BankInfo, variants: Sequence[Variant], seed: int) -> tuple[Files, list[str]]:
+        """The variants this format can express rendered (no file when there is none), and a line per question and
+        reason for those it left out."""
+        verdicts = [(variant, self.refusal(variant)) for variant in variants]
+        kept = [variant for variant, reason in verdicts if reason is None]
+        left_out = [f"{self.name}: left out {line}" for line in _grouped(variants, verdicts)]
+        return (self.render(bank, kept, seed) if kept else {}), left_out
+
+
+def _grouped(variants: Sequence[Variant], verdicts: Sequence[tuple[Variant, str | None]]) -> list[str]:
+    """Refusals as a teacher reads them: one line per question and reason, naming the variants unless it is all."""
+    of_question: dict[str, int] = {}
+    for variant in variants:
+        of_question[variant.question_id] = of_question.get(variant.question_id, 0) + 1
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for variant, reason in verdicts:
+        if reason is not None:
+            grouped.setdefault((variant.question_id, reason), []).append(variant.variant_id[:8])
+    lines = []
+    for (question_id, reason), ids in grouped.items():
+        which = ""
+        if len(ids) < of_question[question_id]:
+            which = f" variant{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
+        lines.append(f"question '{question_id}'{which}: {reason}")
+    return lines
 
 
 LETTERS = "ABCDEFGHIJ"
@@ -61,34 +94,34 @@ LETTERS = "ABCDEFGHIJ"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def xml_refusals(variants: Sequence[Variant]) -> list[str]:
-    """The variants holding a character that no XML document can contain, naming field and character."""
-    found = []
-    for variant in variants:
-        texts = _exported_texts(variant)
-        if not _NOT_XML.search("\n".join(texts.values())):
-            continue
-        field, match = next((f, m) for f, text in texts.items() if (m := _NOT_XML.search(text)))
-        found.append(
-            f"question '{variant.question_id}' variant {variant.variant_id[:8]}: {field} contains "
-            f"the control character U+{ord(match.group()):04X}, which XML cannot carry"
-        )
-    return found
+def xml_refusal(variant: Variant) -> str | None:
+    """Why no XML document can hold `variant` (a character XML cannot carry, naming field and character), or None."""
+    texts = _exported_texts(variant)
+    if not _NOT_XML.search("\n".join(texts.values())):
+        return None
+    field, match = next((f, m) for f, text in texts.items() if (m := _NOT_XML.search(text)))
+    return f"{field} contains the control character U+{ord(match.group()):04X}, which XML cannot carry"
 
 
 def _exported_texts(variant: Variant) -> dict[str, str]:
-    """Every text of a variant that an exporter may write, by field."""
-    texts = {
-        "title": variant.title,
-        "stem": variant.stem,
-        "code": variant.code or "",
-        "explanation": variant.explanation,
-        "hints": "\n".join(variant.hints),
-        "answers": "\n".join(variant.answers),
-        "tags": "\n".join(variant.tags),
-    }
-    for index, choice in enumerate(variant.choices):
-        texts[f"choices[{index}]"] = f"{choice.text}\n{choice.feedback}"
+    """Every text of a variant that an exporter may write, by field: found by walking the model, so that a field
+    added to a question type is checked without being listed here."""
+    texts: dict[str, str] = {}
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            texts[where] = value
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{where}.{name}" if where else name)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+
+    walk(variant, "")
     return texts
 
 

@@ -70,6 +70,9 @@ class Failure:
     seed: int
     params: Params
     reason: str
+    #: What the variant's code gave, when it ran to an outcome of the kind the question asks for (the variant failed
+    #: later, e.g. assembling its options): `check` still compares a hand-written key with it.
+    outcome: Outcome | None = None
 
     def __str__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.params.items()) or "no parameters"
@@ -208,7 +211,12 @@ def _add_variant(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: i
     try:
         variant, collisions = _assemble(bank, plan, results, seed)
     except _VariantFailed as exc:
-        result.failures.append(Failure(bank.id, plan.question.id, seed, plan.params, str(exc)))
+        outcome = None
+        if plan.job is not None:
+            run = results[plan.job.key]
+            if not run.failure and (run.error is None or isinstance(plan.question.answer, ErrorAnswer)):
+                outcome = _outcome(plan.question, run)
+        result.failures.append(Failure(bank.id, plan.question.id, seed, plan.params, str(exc), outcome))
         return
     result.variants.append(variant)
     result.collisions[variant.variant_id] = collisions
@@ -619,7 +627,8 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
             blocks, orders = _order_keys(plan, shown, results, rng)
             key_plain = shown.plain
         elif question.type == "multiple_choice":
-            choices, collisions = _choices(question, plan, shown, results)
+            draw = lambda: rng_for(seed, bank.id, question.id, vid, "mistakes")  # noqa: E731 - made only if needed
+            choices, collisions = _choices(question, plan, shown, results, draw)
             rng.shuffle(choices)
         elif question.type == "true_false":
             if not isinstance(shown.value, bool):
@@ -633,6 +642,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
             # half a unit of its last digit (or the question's tolerance, if wider).
             text, half_unit = display.rounded(shown.value, question.answer.digits)
             accepted, tolerance = [text], max(question.answer.tolerance, half_unit)
+            key_plain = text  # `{{ answer }}` is the key as graded and shown, digit for digit
         else:
             accepted = spellings(shown.plain)
     # `answer_type`: the exception's name alone (or "none"), for explanations that name it in a sentence.
@@ -806,7 +816,9 @@ class _Options:
 def _static_choices(question: Question, plan: _Plan) -> tuple[list[Choice], int]:
     """The bank's choices as rendered; two that mean the same are one option, and a right and a wrong one that
     mean the same fail the variant (its key would contradict itself)."""
-    options = _Options(len(plan.choices), errors=question.category == "Debug")
+    texts = [display.plain_of(choice.text) for choice in plan.choices]
+    keys = [text for text, choice in zip(texts, plan.choices, strict=True) if choice.correct]
+    options = _Options(len(plan.choices), errors=answers.claims_errors(keys, texts))
     for choice in plan.choices:
         plain = display.plain_of(choice.text)
         twin = options.match(plain)
@@ -822,19 +834,24 @@ def _static_choices(question: Question, plan: _Plan) -> tuple[list[Choice], int]
     return options.choices, options.collisions
 
 
-def _choices(question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult]) -> tuple[list[Choice], int]:
+def _choices(
+    question: Question, plan: _Plan, key: _Shown, results: dict[str, RunResult], draw: Callable[[], random.Random]
+) -> tuple[list[Choice], int]:
     """The key and enough distractors different from it and from each other in meaning: mistakes first, then
-    the bank's, then near misses.
+    the bank's, then near misses. When more mistakes apply than there are wrong options, the order they are offered
+    in is drawn (with the generator `draw` makes), so that over the variants every mistake is shown.
 
     Also returns how many mistake and bank candidates were dropped as meaning an option already chosen.
     """
     errors = isinstance(question.answer, ErrorAnswer)
     options = _Options(question.num_choices, errors)
     options.offer(key.plain, Choice.model_construct(text=key.markdown, correct=True, feedback="", source="answer"))
-    for mistake, job, feedback in plan.mistakes:
+    # A mistake that cannot run gives no distractor; the next source fills in.
+    runnable = [(mistake, job, feedback) for mistake, job, feedback in plan.mistakes if not results[job.key].failure]
+    if len(runnable) > question.num_choices - 1:
+        draw().shuffle(runnable)
+    for mistake, job, feedback in runnable:
         run = results[job.key]
-        if run.failure:
-            continue  # a mistake that cannot run gives no distractor; the next source fills in
         try:
             shown = _shown(question, run)
         except _VariantFailed:

@@ -80,7 +80,7 @@ def score(variant: Variant, answer: str) -> tuple[float, tuple[str, ...]]:
     answer = answer.strip()
     if not answer:
         return 0.0, (NO_ANSWER,)
-    errors = variant.category == "Debug"
+    errors = variant.about_errors
     if variant.type in ("multiple_choice", "true_false"):
         picked = _picked(variant, answer, errors)
         if not picked:
@@ -285,7 +285,7 @@ def _common_wrong(marks: list[Mark], most: int = 5) -> list[tuple[str, int]]:
         if mark.chosen != (WRONG_TYPED,):
             continue
         text = mark.answer.strip()
-        errors = mark.variant.category == "Debug"
+        errors = mark.variant.about_errors
         group = next((g for g in groups if answers.same(g[0], text, errors=errors)), None)
         if group is None:
             groups.append([text])

@@ -36,6 +36,9 @@ class QuestionStats:
     #: Variants where the key's numbers all come from the stem or code but a wrong option's do not.
     odd_numbers: int = 0
     odd_example: str = ""
+    odd_values: str = ""
+    #: How many variants showed each of the question's mistakes as an option (every mistake named, 0 included).
+    mistakes_shown: Counter[str] = field(default_factory=Counter)
 
     @property
     def uniform(self) -> bool:
@@ -91,8 +94,9 @@ def _numbers(text: str) -> set[float]:
     return {abs(number) for number in answers.numbers_in(text)}
 
 
-def _odd_option(variant: Variant) -> str | None:
-    """A wrong option whose numbers appear nowhere in the stem, code or key, while the key's all do.
+def _odd_option(variant: Variant) -> tuple[str, list[float]] | None:
+    """A wrong option whose numbers appear nowhere in the stem, code or key, while the key's all do: the option and
+    those numbers.
 
     A learner who notices that the key only repeats numbers from the code can rule such an option out.
     """
@@ -102,8 +106,9 @@ def _odd_option(variant: Variant) -> str | None:
         return None
     for choice in variant.choices:
         plain = display.plain_of(choice.text)
-        if not choice.correct and _numbers(plain) - given - key:
-            return plain
+        nowhere = _numbers(plain) - given - key
+        if not choice.correct and nowhere:
+            return plain, sorted(nowhere)
     return None
 
 
@@ -119,14 +124,35 @@ def warnings(bank: Bank, rows: list[QuestionStats]) -> list[str]:
         if row.odd_numbers:
             found.append(
                 f"question '{row.question_id}': in {row.odd_numbers} of {row.made} variants a wrong option has numbers "
-                f"found nowhere in the stem, code or key (e.g. {row.odd_example!r}), while the key's come from the "
+                f"found nowhere in the stem, code or key (e.g. {row.odd_example!r}, whose {row.odd_values} "
+                f"{'appear' if ',' in row.odd_values else 'appears'} nowhere else), while the key's come from the "
                 "code: learners can rule it out"
+            )
+        never = [name for name, count in row.mistakes_shown.items() if count == 0]
+        if never and row.made >= 10:
+            found.append(
+                f"question '{row.question_id}': mistake{'s' if len(never) > 1 else ''} "
+                f"{', '.join(map(repr, never))} never shown in {row.made} variants (they never apply, never run, or "
+                "always mean the same as the key or another option)"
             )
     return found
 
 
+def mistake_lines(rows: list[QuestionStats]) -> list[str]:
+    """For each question with mistakes: in how many of its variants each mistake was an option."""
+    return [
+        f"mistakes shown, question '{row.question_id}' ({row.made} variants): "
+        + ", ".join(f"{name} {count}" for name, count in row.mistakes_shown.items())
+        for row in rows
+        if row.mistakes_shown
+    ]
+
+
 def summarize(bank: Bank, result: Generation) -> list[QuestionStats]:
-    stats = {q.id: QuestionStats(q.id) for q in bank.questions}
+    stats = {
+        q.id: QuestionStats(q.id, mistakes_shown=Counter(dict.fromkeys((m.name for m in q.mistakes), 0)))
+        for q in bank.questions
+    }
     params: dict[str, set[str]] = {q.id: set() for q in bank.questions}
     answers: dict[str, set[str]] = {q.id: set() for q in bank.questions}
     for failure in result.failures:
@@ -143,7 +169,10 @@ def summarize(bank: Bank, result: Generation) -> list[QuestionStats]:
             odd = _odd_option(variant)
             if odd is not None:
                 entry.odd_numbers += 1
-                entry.odd_example = entry.odd_example or odd
+                if not entry.odd_example:
+                    entry.odd_example = odd[0]
+                    entry.odd_values = ", ".join(f"{number:g}" for number in odd[1])
+        entry.mistakes_shown.update(choice.mistake for choice in variant.choices if choice.mistake)
         if variant.type == "multiple_choice" and not variant.multiple_answers:
             entry.choices = max(entry.choices, len(variant.choices))
             entry.positions[next(i for i, c in enumerate(variant.choices) if c.correct)] += 1

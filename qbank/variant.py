@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qbank.answers import spread
+from qbank.answers import claims_errors, spread
+from qbank.display import plain_of
 from qbank.models import Bank, Category, Difficulty, QuestionType
 
 #: The letters that name the blocks of an ordering question (so it has at most 26).
@@ -143,11 +144,16 @@ class Variant(_Frozen):
         numbered gaps (`__(1)__`), so that no format shows the value that fills one."""
         if self.gapped_code is not None:
             return self.with_gaps(self.gapped_code, lambda number, _: f"__({number})__")
-        if self.blocks:  # an ordering question's code is its key: learners see the shuffled blocks instead
-            return None
-        if self.code is None or not self.hidden_lines:
+        if self.code is None or not (self.hidden_lines or self.blocks):
             return self.code
-        return "\n".join(self.code.split("\n")[self.hidden_lines :])
+        lines = self.code.split("\n")
+        if self.blocks:
+            # An ordering question's blocks are its key: learners see them shuffled, and above them only the setup
+            # that is shown (the lines between the hidden setup and the blocks, which the code ends with).
+            block_lines = sum(self.blocks[index].count("\n") + 1 for index in self.orders[0])
+            setup = "\n".join(lines[self.hidden_lines : len(lines) - block_lines]).strip("\n")
+            return setup or None
+        return "\n".join(lines[self.hidden_lines :])
 
     def with_gaps(self, text: str, gap: Callable[[int, BlankKey], str]) -> str:
         """`text` (the gapped code, or HTML or Markdown made from it) with each blank's marker replaced by
@@ -155,6 +161,16 @@ class Variant(_Frozen):
         for number, blank in enumerate(self.blanks, start=1):
             text = text.replace(blank_marker(number), gap(number, blank))
         return text
+
+    @property
+    def about_errors(self) -> bool:
+        """Whether answers to this variant are claims about an exception (`RuntimeError: …`, `no error`) and are
+        compared as such: its outcome is an exception or none, or (a question written by hand) its key reads as one.
+        The one rule for generation, grading and every format."""
+        if self.outcome is not None:
+            return isinstance(self.outcome, ErrorOutcome)
+        keys = [plain_of(choice.text) for choice in self.correct_choices] or self.answers[:1]
+        return claims_errors(keys, [plain_of(choice.text) for choice in self.choices])
 
     @property
     def correct_choices(self) -> list[Choice]:

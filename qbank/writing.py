@@ -55,8 +55,12 @@ def export_files(
     seed: int,
     folder: Path,
     jobs: int | None = None,
+    left_out: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Render every named format (in up to `jobs` lanes, default one per core) into `folder`: all or nothing.
+
+    A format that cannot express some variant refuses, and nothing is written; unless `left_out` is given: then each
+    format writes the variants it can express, and `left_out` is told, a line per question, what each left out.
 
     Each lane writes the files of the formats it renders as soon as they are ready, so writing overlaps with
     rendering; the renames happen once every format has succeeded. Returns the paths written.
@@ -65,14 +69,22 @@ def export_files(
     _make_folder(folder)
     run = secrets.token_hex(4)  # marks this call's temporary files, whichever lane wrote them
 
-    def stage_format(each: Exporter) -> dict[str, str]:
-        return _stage_all(folder, each.export(bank, variants, seed), run)
+    def stage_format(each: Exporter) -> tuple[dict[str, str], list[str]]:
+        if left_out is None:
+            return _stage_all(folder, each.export(bank, variants, seed), run), []
+        files, omitted = each.export_what_fits(bank, variants, seed)
+        return _stage_all(folder, files, run), omitted
 
     with _locked(folder):
         try:
             outcomes = _in_lanes(chosen, stage_format, jobs)
             _raise_first(outcomes)
-            return _commit(folder, _merged([temporaries for _, temporaries in outcomes]))
+            written = _commit(folder, _merged([temporaries for _, (temporaries, _) in outcomes]))
+            if left_out is not None:
+                for _, (_, omitted) in outcomes:
+                    for line in omitted:
+                        left_out(line)
+            return written
         except BaseException:  # Ctrl-C included: a lane stopped halfway leaves its files too
             _discard(folder.glob(f".*.{run}.*.tmp"))
             raise

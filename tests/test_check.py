@@ -138,3 +138,46 @@ def test_check_agrees_with_torch_by_meaning(pool: WorkerPool) -> None:
     assert len(report.disagreements) == 3 * len(flagged)
     message = next(str(d) for d in report.disagreements if d.question_id == "published_wrong_key")
     assert "claims a RuntimeError, but torch gives no error" in message
+
+
+BATCH_NORM = """
+import torch
+bn = torch.nn.BatchNorm1d(1)
+x = torch.tensor([[{{ k }}.0], [{{ k + 2 }}.0], [{{ k + 4 }}.0]])
+print(f"{bn(x)[2].item():.4f}")
+"""
+
+
+def test_a_wrong_key_whose_distractor_is_torchs_answer_names_that_distractor(pool: WorkerPool) -> None:
+    # The most common wrong key: torch's answer is offered, but another option is marked. Here the key claims
+    # 1.0000 and distractor 2 is what torch prints; it means the same as the computed key, so only two options
+    # are left and the variant fails. The report must name the wrong claim and the right distractor instead.
+    claimed = question(
+        id="bn",
+        type="multiple_choice",
+        code=BATCH_NORM,
+        answer=stdout("1.0000"),
+        params={"k": {"type": "int", "min": 1, "max": 3}},
+        distractors=[{"text": "`0.8165`"}, {"text": "`1.2247`"}],
+    )
+    report = check(bank_of(claimed, bank_id="bn"), variants=2, seed=1, pool=pool)
+    assert report.checked == 2 and not report.failures, report.failures
+    assert len(report.disagreements) == 2
+    for disagreement in report.disagreements:
+        assert disagreement.distractor == (2, "1.2247")
+        assert "the key claims '1.0000', but torch gives '1.2247', which is distractor 2 ('1.2247')" in str(
+            disagreement
+        )
+
+
+def test_a_right_key_is_not_tied_to_a_distractor(pool: WorkerPool) -> None:
+    right = question(
+        id="bn",
+        type="multiple_choice",
+        code=BATCH_NORM,
+        answer=stdout("1.2247"),
+        params={"k": {"type": "int", "min": 1, "max": 3}},
+        distractors=[{"text": "`0.8165`"}, {"text": "`1.0000`"}, {"text": "`0.5`"}],
+    )
+    report = check(bank_of(right, bank_id="bn"), variants=2, seed=1, pool=pool)
+    assert report.ok and report.checked == 2

@@ -97,6 +97,16 @@ def test_check_flags_the_published_wrong_key() -> None:
     assert "published_shape" not in done.stdout.split("FAILED")[0].replace("published_debug", "")
 
 
+def test_check_names_the_distractor_that_is_torchs_answer_before_anything_else() -> None:
+    done = run_cli("check", FIXTURES / "batchnorm_key.toml", "-n", 3)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and all(line.startswith("wrong key: ") for line in lines[:3])
+    assert all("claims '1.0000', but torch gives '1.2247', which is distractor 2 ('1.2247')" in x for x in lines[:3])
+    assert "variant failed" not in done.stdout
+    assert lines[3].startswith("FAILED: 3 keyed variants of 1 question with a claim compared with torch; 3 disagree")
+
+
 def test_check_passes_every_built_in_bank() -> None:
     for bank in ("gru_mastery", "recurrent_layers", "conv_pooling", "attention", "losses", "gru_workshop"):
         done = run_cli("check", bank, "-n", 10)
@@ -112,6 +122,10 @@ def test_stress_reports_per_question_statistics() -> None:
     assert lines[0].split()[:3] == ["question", "made", "failed"]
     row = next(line.split() for line in lines if line.startswith("gru_debug_input "))
     assert row[1] == "200" and row[2] == "0"
+    # Every mistake of a question with more mistakes than wrong options is shown in some variants.
+    shown = next(line for line in lines if line.startswith("mistakes shown, question 'gru_debug_input' (200 variants)"))
+    counts = [int(part.rsplit(" ", 1)[1]) for part in shown.split(": ", 1)[1].split(", ")]
+    assert len(counts) == 5 and all(count > 0 for count in counts) and sum(counts) == 3 * 200
 
 
 def test_progress_eta_counts_from_the_first_work_done(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -238,6 +238,42 @@ def test_stress_warns_of_a_key_that_never_changes_and_of_options_easy_to_rule_ou
     assert not any("'odd_option': the key is the same" in w for w in found)
     odd = next(w for w in found if "'odd_option'" in w)
     assert "in 5 of 5 variants a wrong option has numbers found nowhere" in odd and "'777'" in odd
+    assert "whose 777 appears nowhere else" in odd
+
+
+def test_every_mistake_that_applies_is_shown_though_more_apply_than_there_are_options(pool: WorkerPool) -> None:
+    from qbank.stress import mistake_lines, summarize, warnings
+
+    # Six mistakes, each printing its own number, and room for three wrong options per variant.
+    mistakes = [{"name": f"adds {k}", "code": f"print({{{{ n }}}} + {k})"} for k in range(1, 7)]
+    never = {"name": "never applies", "code": "print(0)", "when": "n > 100"}
+    bank = bank_of(
+        question(
+            id="many",
+            type="multiple_choice",
+            code="print({{ n }})",
+            answer={"kind": "stdout"},
+            params={"n": {"type": "int", "min": 10, "max": 99}},
+            mistakes=[*mistakes, never],
+        )
+    )
+    result = qbank.generate(bank, 30, 3, pool=pool)
+    assert len(result.variants) == 30
+    shown = [{c.mistake for c in variant.choices if c.mistake} for variant in result.variants]
+    assert all(len(names) == 3 for names in shown)
+    counts = {m["name"]: sum(m["name"] in names for names in shown) for m in mistakes}
+    assert all(count >= 5 for count in counts.values()), counts  # 15 of 30 on average, each
+    assert len({frozenset(names) for names in shown}) > 5  # the draw differs between variants
+    rows = summarize(bank, result)
+    line = mistake_lines(rows)[0]
+    assert line.startswith("mistakes shown, question 'many' (30 variants): adds 1 ")
+    for name, count in counts.items():
+        assert f"{name} {count}" in line
+    assert "never applies 0" in line
+    assert any("mistake 'never applies' never shown in 30 variants" in w for w in warnings(bank, rows))
+    # The same bank and seed draw the same mistakes.
+    again = qbank.generate(bank, 30, 3, pool=pool)
+    assert [v.choices for v in again.variants] == [v.choices for v in result.variants]
 
 
 @pytest.mark.parametrize(("show", "expected"), [("type", "RuntimeError"), ("sentence", None), ("full", None)])
