@@ -89,8 +89,9 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-#: Callables whose print shows one value: `torch.Size([2, 3])` is the shape [2, 3].
-_WRAPPERS = {"torch.Size", "Size", "tensor", "torch.tensor", "array", "np.array", "numpy.array"}
+#: Callables whose print shows one value: `torch.Size([2, 3])` is the shape [2, 3] (in any case: a learner who types
+#: `torch.size([2, 3])` means the same shape).
+_WRAPPERS = {"torch.size", "size", "tensor", "torch.tensor", "array", "np.array", "numpy.array"}
 _CONSTANTS = {"true": "True", "false": "False", "none": "None", "null": "None"}
 _SHAPE_X = re.compile(r"\s*\d+(?:\s*[x×]\s*\d+)+\s*")
 _APPROX = re.compile(r"^\s*(?:approximately|approx\.?|about|around|roughly|≈|~)\s*", re.IGNORECASE)
@@ -155,7 +156,7 @@ def _unwrap(items: tuple[Item, ...]) -> tuple[Item, ...]:
     """`tensor(x, grad_fn=...)` and `torch.Size(x)` read as x: the call and its keyword arguments are not the value."""
     out: list[Item] = []
     for item in items:
-        if isinstance(item, Seq) and out and isinstance(out[-1], Word) and out[-1].text in _WRAPPERS:
+        if isinstance(item, Seq) and out and isinstance(out[-1], Word) and out[-1].text.lower() in _WRAPPERS:
             positional = [element for element in item.elements if not _keyword(element)]
             if len(positional) == 1:
                 out[-1:] = list(positional[0])

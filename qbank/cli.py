@@ -17,19 +17,23 @@ from pathlib import Path
 
 from qbank import __version__
 from qbank.check import check
+from qbank.classroom.paper import grade_and_write
+from qbank.classroom.report import report_files
+from qbank.classroom.sources import results_of
 from qbank.errors import QbankError
 from qbank.exam import make_exam, numbered, parse_pick, read_roster, write_exam
+from qbank.exporters.json import load as load_export
 from qbank.exporting import formats
 from qbank.generate import MAX_VARIANTS, Generation, generate
-from qbank.grading import grade_and_write
 from qbank.loader import builtin_banks, load_bank
 from qbank.models import Bank, json_schema
 from qbank.preview import preview
 from qbank.progress import Progress
+from qbank.runner import WorkerPool
 from qbank.store import OutcomeStore
 from qbank.stress import UNIFORM_P, mistake_lines, summarize, table, warnings
-from qbank.variant import BankInfo
-from qbank.writing import export_files
+from qbank.variant import BankInfo, Variant
+from qbank.writing import export_files, write_files
 
 
 def _whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -188,6 +192,35 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--answers", "-a", type=Path, required=True, help="CSV: student, question, answer")
     grade.add_argument("--out", "-o", type=Path, default=None, help="where to write (default: DIR)")
 
+    results = commands.add_parser(
+        "results",
+        help="read students' answers from a Moodle or Canvas report, regrade them by meaning and analyse them",
+        description="Read each REPORT (Moodle's Responses report, or Canvas's Student Analysis; CSV), find the "
+        "variant of every answer (from the banks, seed and variant count the quiz was generated with, or from its "
+        "JSON export), regrade the answers by meaning, and write report.md, report.html and a CSV of every table: "
+        "the mistakes chosen, item statistics per question, variant, option and parameter value, and what to regrade.",
+    )
+    results.add_argument("reports", nargs="+", metavar="REPORT", type=Path, help="a report downloaded as CSV")
+    made = results.add_mutually_exclusive_group(required=True)
+    made.add_argument("--bank", "-b", dest="banks", action="append", help="a bank the quiz was made from (repeatable)")
+    made.add_argument(
+        "--from", dest="exports", action="append", type=Path, metavar="JSON", help="the quiz's JSON export (repeatable)"
+    )
+    results.add_argument("--seed", "-s", type=_seed, default=0, help="with --bank: the seed of `qbank generate`")
+    results.add_argument(
+        "--variants", "-n", type=_variants, default=1, help="with --bank: the variants per question it made"
+    )
+    results.add_argument(
+        "--grades",
+        type=Path,
+        help="Moodle's Grades report with marks for each question (without it, Moodle's marks are worked out by its "
+        "rules and checked against each attempt's grade)",
+    )
+    results.add_argument("--title", help="the report's title (default: the banks' titles)")
+    results.add_argument("--out", "-o", type=Path, required=True, help="output folder (made if missing)")
+    results.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
+    results.add_argument("--no-cache", action="store_true", help="run every snippet without the outcome cache")
+
     gen = commands.add_parser("generate", help="make variants and export them")
     add_run_options(gen, 1)
     gen.add_argument(
@@ -285,6 +318,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _exam(args)
     if command == "grade":
         return _grade(args)
+    if command == "results":
+        return _results(args)
     if command == "check":
         return _check(args)
     if command == "stress":
@@ -385,10 +420,39 @@ def _exam(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     grading, written = grade_and_write(args.folder, args.answers, args.out)
     right = sum(mark.score for mark in grading.marks)
+    shown = ("grades.csv", "scored.csv", "report.md", "report.html")
     print(
         f"{_count(len(grading.students), 'student')}, {_count(len(grading.marks), 'answer')} marked, {right:g} right "
-        f"→ " + ", ".join(str(path) for path in written if path.suffix != ".svg") + " and "
-        f"{_count(sum(path.suffix == '.svg' for path in written), 'chart')}"
+        f"→ " + ", ".join(str(path) for path in written if path.name in shown) + ", "
+        f"{_count(sum(path.suffix == '.svg' for path in written), 'chart')} and the report's tables as CSV"
+    )
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    variants: list[Variant] = []
+    titles: list[str] = []
+    if args.exports:
+        for path in args.exports:
+            document = load_export(path)
+            variants += document.variants
+            titles.append(document.bank.title)
+    else:
+        with Progress("running code") as progress, WorkerPool(args.jobs, store=_store(args)) as pool:
+            for name in args.banks:
+                bank = load_bank(name)
+                variants += generate(bank, args.variants, args.seed, pool=pool, progress=progress).variants
+                titles.append(bank.title)
+    results = results_of(args.reports, variants, args.grades)
+    for line in [*results.notes, *results.problems]:
+        print(f"qbank: note: {line}", file=sys.stderr)
+    written = write_files(args.out, report_files(results, args.title or " · ".join(titles)))
+    regraded = sum(1 for r in results.responses if r.lms_mark is not None and abs(r.lms_mark - r.score) > 1e-9)
+    attempts = len({(r.record.student, r.record.attempt) for r in results.responses})
+    print(
+        f"{_count(attempts, 'attempt')}, {_count(len(results.responses), 'answer')} traced to their variant"
+        + (f", {len(results.problems)} not (listed above)" if results.problems else "")
+        + f", {regraded} to regrade → {_count(len(written), 'file')} in {args.out} (report.md, report.html, CSVs)"
     )
     return 0
 

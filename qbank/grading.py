@@ -10,24 +10,19 @@ score 1 only when exactly the right options are ticked.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 from pydantic import ValidationError
 
 from qbank import answers, display
 from qbank.errors import QbankError
 from qbank.exam import MANIFEST, csv_rows
-from qbank.exporting import LETTERS, Files
+from qbank.exporting import LETTERS
 from qbank.variant import BLOCK_LETTERS, Choice, Variant
-from qbank.writing import write_files
 
 NO_ANSWER = "no answer"
 NOT_AN_OPTION = "not one of the options"
@@ -50,11 +45,17 @@ class Mark:
     score: float
     #: What the answer chose, as origins: `right answer`, `mistake: …`, `no answer`, …
     chosen: tuple[str, ...]
+    #: The line of the answers file the answer is on (None: the file has no row for it).
+    line: int | None = None
+    #: The positions in `variant.choices` of the options it chose (a choice question).
+    options: tuple[int, ...] = ()
 
 
 @dataclass
 class Grading:
     title: str
+    #: The answers file graded.
+    source: Path
     #: Every sheet's questions in order, answered or not.
     marks: list[Mark] = field(default_factory=list)
     #: Every student: (id, name, how many questions their sheet has).
@@ -106,9 +107,19 @@ def score(variant: Variant, answer: str) -> tuple[float, tuple[str, ...]]:
         return float(filled), (RIGHT if filled else WRONG_TYPED,)
     accepted = variant.answers
     tolerance = (variant.tolerance or 0.0) if variant.type == "numeric" else 0.0
-    if any(answers.same(answer, key, tolerance=tolerance, errors=errors) for key in accepted):
+    readings = [answer]
+    if variant.type == "numeric" and re.fullmatch(r"\s*[+-]?\d+,\d+\s*", answer):
+        readings.append(answer.replace(",", "."))  # a decimal comma (`0,6537`), as much of the world writes it
+    if any(answers.same(text, key, tolerance=tolerance, errors=errors) for text in readings for key in accepted):
         return 1.0, (RIGHT,)
     return 0.0, (WRONG_TYPED,)
+
+
+def picked_options(variant: Variant, answer: str) -> set[int]:
+    """The options of a choice question an answer chose (none for other questions, or an answer that names none)."""
+    if variant.type not in ("multiple_choice", "true_false") or not answer.strip():
+        return set()
+    return _picked(variant, answer.strip(), variant.about_errors) or set()
 
 
 def _picked(variant: Variant, answer: str, errors: bool) -> set[int] | None:
@@ -136,15 +147,28 @@ def grade(folder: Path, answers_path: Path) -> Grading:
     document = _manifest(folder)
     variants = _variants(folder, document)
     sheets: dict[str, dict[str, Any]] = {student["id"]: student for student in document["students"]}
-    given = _answers(answers_path, sheets)
-    grading = Grading(title=str(document.get("title", "")))
+    given, lines = _answers(answers_path, sheets)
+    grading = Grading(title=str(document.get("title", "")), source=answers_path)
     for student in document["students"]:
         grading.students.append((student["id"], student["name"], len(student["questions"])))
         for entry in student["questions"]:
             variant = variants[entry["variant_id"]]
-            answer = given.get((student["id"], entry["number"]), "")
+            where = (student["id"], entry["number"])
+            answer = given.get(where, "")
             points, chosen = score(variant, answer)
-            grading.marks.append(Mark(student["id"], student["name"], entry["number"], variant, answer, points, chosen))
+            grading.marks.append(
+                Mark(
+                    student["id"],
+                    student["name"],
+                    entry["number"],
+                    variant,
+                    answer,
+                    points,
+                    chosen,
+                    line=lines.get(where),
+                    options=tuple(sorted(picked_options(variant, answer))),
+                )
+            )
     return grading
 
 
@@ -181,8 +205,11 @@ def _variants(folder: Path, document: dict[str, Any]) -> dict[str, Variant]:
     return found
 
 
-def _answers(path: Path, sheets: dict[str, dict[str, Any]]) -> dict[tuple[str, int], str]:
-    """(student id, question number on the sheet) → answer. A question may also be named by its question id."""
+def _answers(
+    path: Path, sheets: dict[str, dict[str, Any]]
+) -> tuple[dict[tuple[str, int], str], dict[tuple[str, int], int]]:
+    """(student id, question number on the sheet) → answer, and → the line it is on. A question may also be named
+    by its question id."""
     rows = csv_rows(path, "answers")
     header = [cell.strip().lower() for cell in rows[0]]
     columns: dict[str, int] = {}
@@ -220,7 +247,7 @@ def _answers(path: Path, sheets: dict[str, dict[str, Any]]) -> dict[tuple[str, i
             )
         lines[cell["student"], number] = line
         given[cell["student"], number] = row[columns["answer"]] if columns["answer"] < len(row) else ""
-    return given
+    return given, lines
 
 
 def _number(question: str, sheet: dict[str, Any]) -> int | None:
@@ -229,153 +256,3 @@ def _number(question: str, sheet: dict[str, Any]) -> int | None:
         if question in (str(entry["number"]), entry["question_id"], qualified):
             return int(entry["number"])
     return None
-
-
-# --- files --------------------------------------------------------------------------------------------------
-
-
-def grading_files(grading: Grading) -> Files:
-    """`grades.csv` (one row per student), `scored.csv` (one row per answer), `report.md` and a chart per question."""
-    files: Files = {"grades.csv": _grades_csv(grading), "scored.csv": _scored_csv(grading)}
-    report = [f"# {_md(grading.title)}: report\n\n" if grading.title else "# Report\n\n"]
-    total = sum(mark.score for mark in grading.marks)
-    report.append(
-        f"{len(grading.students)} students, {len(grading.marks)} answers to mark, {total:g} right "
-        f"({_percent(total, len(grading.marks))}).\n"
-    )
-    for (bank_id, question_id), marks in _by_question(grading).items():
-        title = marks[0].variant.title
-        right = sum(mark.score for mark in marks)
-        answered = sum(1 for mark in marks if mark.chosen != (NO_ANSWER,))
-        counts = _ranked(Counter(label for mark in marks for label in mark.chosen))
-        chart = f"chart-{_slug(bank_id)}-{_slug(question_id)}.svg"
-        files[chart] = bar_chart(title, counts)
-        report.append(f"\n## {_md(title)}\n\n`{bank_id}/{question_id}` · {marks[0].variant.category}\n")
-        report.append(
-            f"\n{len(marks)} students, {answered} answered, {right:g} right ({_percent(right, len(marks))}).\n"
-        )
-        report.append("\n| chosen | students |\n|---|---:|\n")
-        for label, count in counts:
-            report.append(f"| {_md(label)} | {count} |\n")
-        wrong = _common_wrong(marks)
-        if wrong:
-            report.append("\nMost common wrong answers: " + ", ".join(f"`{t}` ×{n}" for t, n in wrong) + ".\n")
-        report.append(f"\n![Chosen options: {_md(title)}]({chart})\n")
-    files["report.md"] = "".join(report)
-    return files
-
-
-def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
-    """The right answer first, then what was chosen most; no answer last."""
-    first = {RIGHT: 0, NO_ANSWER: 2}
-    return sorted(counts.items(), key=lambda item: (first.get(item[0], 1), -item[1], item[0]))
-
-
-def _by_question(grading: Grading) -> dict[tuple[str, str], list[Mark]]:
-    grouped: dict[tuple[str, str], list[Mark]] = {}
-    for mark in grading.marks:
-        grouped.setdefault((mark.variant.bank_id, mark.variant.question_id), []).append(mark)
-    return grouped
-
-
-def _common_wrong(marks: list[Mark], most: int = 5) -> list[tuple[str, int]]:
-    """Typed wrong answers, those that mean the same counted together (first spelling shown)."""
-    groups: list[list[str]] = []
-    for mark in marks:
-        if mark.chosen != (WRONG_TYPED,):
-            continue
-        text = mark.answer.strip()
-        errors = mark.variant.about_errors
-        group = next((g for g in groups if answers.same(g[0], text, errors=errors)), None)
-        if group is None:
-            groups.append([text])
-        else:
-            group.append(text)
-    ranked = sorted(groups, key=lambda g: -len(g))[:most]
-    return [(group[0].replace("`", "'"), len(group)) for group in ranked]
-
-
-def _grades_csv(grading: Grading) -> str:
-    most = max((count for _, _, count in grading.students), default=0)
-    scores: dict[str, dict[int, float]] = {}
-    for mark in grading.marks:
-        scores.setdefault(mark.student, {})[mark.number] = mark.score
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", "name", "score", "out_of", "percent", *(f"q{n}" for n in range(1, most + 1))])
-    for student, name, count in grading.students:
-        own = scores.get(student, {})
-        got = sum(own.values())
-        cells = [f"{own[n]:g}" if n in own else "" for n in range(1, most + 1)]
-        writer.writerow([student, name, f"{got:g}", count, f"{100 * got / count:.1f}" if count else "", *cells])
-    return out.getvalue()
-
-
-def _scored_csv(grading: Grading) -> str:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", "name", "question", "bank", "question_id", "variant_id", "answer", "score", "chosen"])
-    for mark in grading.marks:
-        v = mark.variant
-        where = [v.bank_id, v.question_id, v.variant_id]
-        writer.writerow(
-            [mark.student, mark.name, mark.number, *where, mark.answer, f"{mark.score:g}", " + ".join(mark.chosen)]
-        )
-    return out.getvalue()
-
-
-def _percent(part: float, whole: int) -> str:
-    return f"{100 * part / whole:.0f} %" if whole else "–"
-
-
-def _md(text: str) -> str:
-    return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
-
-
-# --- the chart ----------------------------------------------------------------------------------------------
-
-_BAR_COLOURS = {
-    RIGHT: "#1a7f37",
-    NO_ANSWER: "#afb8c1",
-    NOT_AN_OPTION: "#8c959f",
-    SEVERAL: "#8c959f",
-    WRONG_TYPED: "#cf222e",
-}
-
-
-def bar_chart(title: str, counts: list[tuple[str, int]]) -> str:
-    """A horizontal bar chart (SVG): how many students chose each origin; right green, mistakes orange."""
-    label_width, bar_width, row, top = 330, 260, 26, 34
-    most = max((count for _, count in counts), default=1) or 1
-    height = top + row * len(counts) + 10
-    width = label_width + bar_width + 60
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">',
-        f"<title>{escape(title)}: options chosen</title>",
-        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="8" y="20" font-weight="bold">{escape(_cut(title, 80))}</text>',
-    ]
-    for index, (label, count) in enumerate(counts):
-        y = top + index * row
-        colour = _BAR_COLOURS.get(label, "#bc4c00" if label.startswith("mistake:") else "#6e7781")
-        length = max(1, round(bar_width * count / most))
-        parts.append(f'<text x="8" y="{y + 16}" fill="#24292f">{escape(_cut(label, 46))}</text>')
-        parts.append(f'<rect x="{label_width}" y="{y + 4}" width="{length}" height="{row - 8}" fill="{colour}"/>')
-        parts.append(f'<text x="{label_width + length + 6}" y="{y + 16}" fill="#24292f">{count}</text>')
-    parts.append("</svg>\n")
-    return "\n".join(parts)
-
-
-def _cut(text: str, most: int) -> str:
-    return text if len(text) <= most else text[: most - 1] + "…"
-
-
-def grade_and_write(folder: Path, answers_path: Path, out: Path | None = None) -> tuple[Grading, list[Path]]:
-    """Grade, then write the grading files into `out` (default: the exam's folder), all or none."""
-    grading = grade(folder, answers_path)
-    return grading, write_files(out or folder, grading_files(grading))

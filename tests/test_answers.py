@@ -210,3 +210,10 @@ def test_brackets_nested_too_deeply_are_compared_as_words() -> None:
     for _ in range(5_000):
         nested = [nested]
     assert not same(of_value(nested), "[]")
+
+
+def test_a_shape_typed_with_a_lower_case_size_is_the_same_shape() -> None:
+    # Moodle accepts `torch.size([8, 5, 8])` (it compares case-blind); it means the shape, so qbank agrees.
+    assert same("torch.size([8, 5, 8])", "torch.Size([8, 5, 8])")
+    assert same("SIZE([8, 5, 8])", "(8, 5, 8)")
+    assert not same("torch.size([8, 5, 9])", "torch.Size([8, 5, 8])")

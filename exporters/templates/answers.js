@@ -7,7 +7,7 @@ const qbAnswers = (function () {
   const TOKEN = new RegExp(
     `(${NUM}|${SPECIAL})|([\\[(])|([\\])])|(,)|(\\.\\.\\.|…)|([=:;])|([^\\s\\[\\](),=:;]+)`, "g");
   const KINDS = ["num", "open", "close", "comma", "rest", "punct", "word"];
-  const WRAPPERS = new Set(["torch.Size", "Size", "tensor", "torch.tensor", "array", "np.array", "numpy.array"]);
+  const WRAPPERS = new Set(["torch.size", "size", "tensor", "torch.tensor", "array", "np.array", "numpy.array"]);
   const CONSTANTS = new Map([["true", "True"], ["false", "False"], ["none", "None"], ["null", "None"]]);
   const SHAPE_X = /^\s*\d+(?:\s*[x×]\s*\d+)+\s*$/;
   const APPROX = /^\s*(?:approximately|approx\.?|about|around|roughly|≈|~)\s*/i;
@@ -40,7 +40,7 @@ const qbAnswers = (function () {
     const out = [];
     items.forEach(function (item) {
       const last = out[out.length - 1];
-      if (item.t === "seq" && last && last.t === "word" && WRAPPERS.has(last.v)) {
+      if (item.t === "seq" && last && last.t === "word" && WRAPPERS.has(last.v.toLowerCase())) {
         const positional = item.v.filter(function (e) { return !isKeyword(e); });
         if (positional.length === 1) { out.splice(out.length - 1, 1, ...positional[0]); return; }
       }
