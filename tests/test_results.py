@@ -443,3 +443,18 @@ def test_paper_exams_get_the_same_report(gru_bank: qbank.Bank, tmp_path: Path) -
     }
     assert "## Misconceptions the class holds" in (graded / "report.md").read_text()
     assert "LMS" not in (graded / "report.md").read_text().split("## Output of a GRU layer")[1].split("\n\n")[2]
+
+
+def test_the_readme_walk_through_gives_what_readme_shows(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(
+        r"```console\n\$ qbank results (.*?)\n(.*?)\n\$ head -4 quiz-results/regrade.csv\n(.*?)```", readme, re.S
+    )
+    assert block is not None
+    args = block.group(1).replace("tests/fixtures/", str(FIXTURES) + "/").split()
+    args[args.index("--out") + 1] = str(tmp_path / "quiz-results")
+    done = run_cli("results", *args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == block.group(2).replace("quiz-results", str(tmp_path / "quiz-results"))
+    lines = (tmp_path / "quiz-results" / "regrade.csv").read_text(encoding="utf-8").splitlines()
+    assert "\n".join(lines[:4]) == block.group(3).strip()

@@ -483,6 +483,10 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return out.getvalue()
 
 
+#: The first columns of a CSV with a row per answer: who, where, which variant, what was answered.
+_WHERE_COLUMNS = ("student", "name", "attempt", "position", "bank", "question_id", "variant_id", "answer")
+
+
 def _csvs(results: Results, analysis: Analysis, regraded: list[Regrade]) -> Files:
     def where(response: Response) -> list[Any]:
         record = response.record
@@ -494,14 +498,7 @@ def _csvs(results: Results, analysis: Analysis, regraded: list[Regrade]) -> File
     files: Files = {
         "responses.csv": _csv(
             [
-                "student",
-                "name",
-                "attempt",
-                "position",
-                "bank",
-                "question_id",
-                "variant_id",
-                "answer",
+                *_WHERE_COLUMNS,
                 "read_as",
                 "chosen",
                 "lms_mark",
@@ -530,14 +527,7 @@ def _csvs(results: Results, analysis: Analysis, regraded: list[Regrade]) -> File
         ),
         "regrade.csv": _csv(
             [
-                "student",
-                "name",
-                "attempt",
-                "position",
-                "bank",
-                "question_id",
-                "variant_id",
-                "answer",
+                *_WHERE_COLUMNS,
                 "lms_mark",
                 "qbank_score",
                 "why",
