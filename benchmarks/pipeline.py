@@ -97,7 +97,11 @@ def peak_rss_mb() -> float:
 
 def bare_execution(bank: qbank.Bank, per_question: int, seed: int) -> tuple[float, int]:
     """Seconds to run every distinct snippet bare in one process, and how many there are."""
-    plans = [_plan(q, p) for q in bank.questions for p in sample(q, per_question, seed, bank.id).params]
+    plans = [
+        _plan(q, p, bank.setup, seed, bank.id)
+        for q in bank.questions
+        for p in sample(q, per_question, seed, bank.id).params
+    ]
     distinct = {job.key: (job.code, job.expression) for plan in plans for job in _jobs(plan)}
     done = subprocess.run(
         [sys.executable, "-c", FLOOR],
