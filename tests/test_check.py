@@ -148,19 +148,24 @@ print(f"{bn(x)[2].item():.4f}")
 """
 
 
+def batch_norm(claim: str, distractors: list[str]) -> qbank.Bank:
+    """The BatchNorm question keyed `claim` by hand, with these distractors (printed values)."""
+    keyed = question(
+        id="bn",
+        type="multiple_choice",
+        code=BATCH_NORM,
+        answer=stdout(claim),
+        params={"k": {"type": "int", "min": 1, "max": 3}},
+        distractors=[{"text": f"`{text}`"} for text in distractors],
+    )
+    return bank_of(keyed, bank_id="bn")
+
+
 def test_a_wrong_key_whose_distractor_is_torchs_answer_names_that_distractor(pool: WorkerPool) -> None:
     # The most common wrong key: torch's answer is offered, but another option is marked. Here the key claims
     # 1.0000 and distractor 2 is what torch prints; it means the same as the computed key, so only two options
     # are left and the variant fails. The report must name the wrong claim and the right distractor instead.
-    claimed = question(
-        id="bn",
-        type="multiple_choice",
-        code=BATCH_NORM,
-        answer=stdout("1.0000"),
-        params={"k": {"type": "int", "min": 1, "max": 3}},
-        distractors=[{"text": "`0.8165`"}, {"text": "`1.2247`"}],
-    )
-    report = check(bank_of(claimed, bank_id="bn"), variants=2, seed=1, pool=pool)
+    report = check(batch_norm("1.0000", ["0.8165", "1.2247"]), variants=2, seed=1, pool=pool)
     assert report.checked == 2 and not report.failures, report.failures
     assert len(report.disagreements) == 2
     for disagreement in report.disagreements:
@@ -171,13 +176,5 @@ def test_a_wrong_key_whose_distractor_is_torchs_answer_names_that_distractor(poo
 
 
 def test_a_right_key_is_not_tied_to_a_distractor(pool: WorkerPool) -> None:
-    right = question(
-        id="bn",
-        type="multiple_choice",
-        code=BATCH_NORM,
-        answer=stdout("1.2247"),
-        params={"k": {"type": "int", "min": 1, "max": 3}},
-        distractors=[{"text": "`0.8165`"}, {"text": "`1.0000`"}, {"text": "`0.5`"}],
-    )
-    report = check(bank_of(right, bank_id="bn"), variants=2, seed=1, pool=pool)
+    report = check(batch_norm("1.2247", ["0.8165", "1.0000", "0.5"]), variants=2, seed=1, pool=pool)
     assert report.ok and report.checked == 2

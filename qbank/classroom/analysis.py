@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from qbank.classroom.results import Response, Results
 from qbank.classroom.statistics import ItemStats, QuizStats, item_stats, point_biserial, quiz_stats, wilson
-from qbank.grading import RIGHT, origin
+from qbank.grading import origin
 
 Basis = Literal["qbank", "lms"]
 #: Below this discrimination index (%) a question separates strong and weak students poorly (Moodle's docs call
@@ -248,8 +248,3 @@ def _sort_value(text: str) -> tuple[int, float, str]:
         return 0, float(text), ""
     except ValueError:
         return 1, 0.0, text
-
-
-def right_share(responses: Sequence[Response]) -> float:
-    """The share of responses that chose the right answer (qbank's marks)."""
-    return sum(RIGHT in r.chosen for r in responses) / len(responses) if responses else 0.0
