@@ -52,12 +52,13 @@ def check(
     pool: WorkerPool | None = None,
     jobs: int | None = None,
     store: Store | None = None,
+    sandbox: bool = True,
 ) -> CheckReport:
     """Generate variants (every variant must succeed) and compare each claimed key with the real outcome.
 
     A variant that ran but failed afterwards (e.g. a distractor meant the same as torch's answer, so too few options
     were left) is compared too: when its claim is wrong, the wrong claim is what is reported, not the failure."""
-    result = generate(bank, variants, seed, pool=pool, jobs=jobs, store=store)
+    result = generate(bank, variants, seed, pool=pool, jobs=jobs, store=store, sandbox=sandbox)
     report = CheckReport()
 
     def disagrees(question_id: str, params: dict[str, Any], outcome: Outcome | None) -> bool:

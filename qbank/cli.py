@@ -127,6 +127,20 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check bank files without running any code")
     validate.add_argument("banks", nargs="+", metavar="BANK", help="a bank file or built-in id")
 
+    def add_code_options(sub: argparse.ArgumentParser) -> None:
+        """How the bank's code runs: the workers, the outcome cache, the sandbox."""
+        sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
+        sub.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="run every snippet, without using or filling the outcome cache (see `qbank cache`)",
+        )
+        sub.add_argument(
+            "--no-sandbox",
+            action="store_true",
+            help="run the bank's code without the sandbox, with your rights: only for banks you wrote or trust",
+        )
+
     def add_run_options(sub: argparse.ArgumentParser, variants: int) -> None:
         sub.add_argument("bank", metavar="BANK", help="a bank file or built-in id")
         sub.add_argument(
@@ -137,15 +151,10 @@ def _parser() -> argparse.ArgumentParser:
             help=f"per question (default {variants}, at most {MAX_VARIANTS:,})",
         )
         sub.add_argument("--seed", "-s", type=_seed, default=0, help="the seed (default 0)")
-        sub.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
         sub.add_argument(
             "--question", "-q", type=_id_list, default=[], help="only these questions (comma-separated ids)"
         )
-        sub.add_argument(
-            "--no-cache",
-            action="store_true",
-            help="run every snippet, without using or filling the outcome cache (see `qbank cache`)",
-        )
+        add_code_options(sub)
 
     check = commands.add_parser("check", help="run the code of questions with hand-written keys and compare")
     add_run_options(check, 20)
@@ -179,8 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     exam.add_argument("--pick", help="K questions per category for each student, e.g. 'Debug=1,Predict Output=2'")
     exam.add_argument("--title", help="the title on every sheet (default: the banks' titles)")
     exam.add_argument("--no-pdf", action="store_true", help="write the Markdown sheets only")
-    exam.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
-    exam.add_argument("--no-cache", action="store_true", help="run every snippet without the outcome cache")
+    add_code_options(exam)
 
     grade = commands.add_parser(
         "grade",
@@ -218,8 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     results.add_argument("--title", help="the report's title (default: the banks' titles)")
     results.add_argument("--out", "-o", type=Path, required=True, help="output folder (made if missing)")
-    results.add_argument("--jobs", "-j", type=_positive, default=None, help="worker processes (default: one per core)")
-    results.add_argument("--no-cache", action="store_true", help="run every snippet without the outcome cache")
+    add_code_options(results)
 
     gen = commands.add_parser("generate", help="make variants and export them")
     add_run_options(gen, 1)
@@ -311,7 +318,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _validate(args.banks)
     if command == "preview":
         load = lambda: _bank(args)  # noqa: E731 - read afresh on every save
-        return preview(args.bank, load, args.out, args.variants, args.seed, watch=not args.once, store=_store(args))
+        return preview(
+            args.bank,
+            load,
+            args.out,
+            args.variants,
+            args.seed,
+            watch=not args.once,
+            store=_store(args),
+            sandbox=not args.no_sandbox,
+        )
     if command == "generate":
         return _generate(args)
     if command == "exam":
@@ -344,7 +360,15 @@ def _run(args: argparse.Namespace, label: str) -> tuple[Bank, Generation]:
     """The bank named on the command line, and its variants (with a progress bar on a terminal)."""
     bank = _bank(args)
     with Progress(label) as progress:
-        return bank, generate(bank, args.variants, args.seed, jobs=args.jobs, progress=progress, store=_store(args))
+        return bank, generate(
+            bank,
+            args.variants,
+            args.seed,
+            jobs=args.jobs,
+            progress=progress,
+            store=_store(args),
+            sandbox=not args.no_sandbox,
+        )
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -400,6 +424,7 @@ def _exam(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             store=_store(args),
             progress=progress,
+            sandbox=not args.no_sandbox,
         )
     for notice in exam.notices:
         print(f"qbank: note: {notice}", file=sys.stderr)
@@ -438,7 +463,10 @@ def _results(args: argparse.Namespace) -> int:
             variants += document.variants
             titles.append(document.bank.title)
     else:
-        with Progress("running code") as progress, WorkerPool(args.jobs, store=_store(args)) as pool:
+        with (
+            Progress("running code") as progress,
+            WorkerPool(args.jobs, store=_store(args), sandbox=not args.no_sandbox) as pool,
+        ):
             for name in args.banks:
                 bank = load_bank(name)
                 variants += generate(bank, args.variants, args.seed, pool=pool, progress=progress).variants
@@ -459,7 +487,14 @@ def _results(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     bank = _bank(args)
-    report = check(bank, variants=args.variants, seed=args.seed, jobs=args.jobs, store=_store(args))
+    report = check(
+        bank,
+        variants=args.variants,
+        seed=args.seed,
+        jobs=args.jobs,
+        store=_store(args),
+        sandbox=not args.no_sandbox,
+    )
     for disagreement in report.disagreements:  # first: a wrong key is what a teacher runs `check` to find
         print(f"wrong key: {disagreement}")
     for failure in report.failures:

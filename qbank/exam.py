@@ -159,6 +159,7 @@ def make_exam(
     store: Store | None = None,
     pool: WorkerPool | None = None,
     progress: Callable[[int, int], None] | None = None,
+    sandbox: bool = True,
 ) -> Exam:
     """Every student's sheet: each question's variants made (as many as students, where the bank allows), then
     dealt. Pass a `pool` to share torch workers with other calls; otherwise one is made and closed."""
@@ -176,7 +177,7 @@ def make_exam(
                 )
     exam = Exam(title or " · ".join(bank.title for bank in banks), seed, [BankInfo.of(bank) for bank in banks], [])
     pools: dict[tuple[str, str], list[Variant]] = {}
-    active = pool or WorkerPool(jobs, store=store)
+    active = pool or WorkerPool(jobs, store=store, sandbox=sandbox)
     try:
         for bank in banks:
             result = generate(bank, len(students), seed, pool=active, progress=progress)

@@ -36,7 +36,7 @@ from qbank.models import (
 from qbank.params import Params, rng_for, sample
 from qbank.pynames import bound_names, expression_names
 from qbank.runner import Job, RunResult, Store, WorkerPool
-from qbank.templating import TemplateProblem, TooSlow, evaluate, render, render_code, time_limit
+from qbank.templating import RENDER_SECONDS, TemplateProblem, TooSlow, bounded, evaluate, render, render_code
 from qbank.variant import (
     BLOCK_LETTERS,
     BlankKey,
@@ -52,8 +52,6 @@ from qbank.variant import (
     blank_marker,
 )
 
-#: The most time the templates of one variant may take to render (a loop in a template must not hang a run).
-RENDER_SECONDS = 10.0
 #: The most variants of one question a run may ask for: more would not fit in memory as Variants anyway.
 MAX_VARIANTS = 1_000_000
 #: Variants assembled per wait for results: few enough that assembly keeps pace with the workers, many
@@ -145,11 +143,13 @@ def generate(
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     store: Store | None = None,
+    sandbox: bool = True,
 ) -> Generation:
     """Up to `variants` distinct variants of every question of `bank`.
 
     `progress(done, total)` is called as snippets finish. Pass a `pool` to share workers and their
-    cache between calls; otherwise one is made (with `jobs` workers and the outcome `store`, if any) and closed.
+    cache between calls; otherwise one is made (with `jobs` workers and the outcome `store`, if any) and closed,
+    whose workers run the bank's code in the sandbox (`sandbox=False`: as plain processes, for trusted banks only).
     """
     if not 1 <= variants <= MAX_VARIANTS:
         raise BankError(f"the number of variants must be from 1 to {MAX_VARIANTS:,} (got {variants:,})")
@@ -157,7 +157,7 @@ def generate(
     # A new pool starts its workers at the first snippet not cached: their torch import overlaps with sampling and
     # rendering; when `store` holds every outcome, no worker (and no torch) starts at all.
     owned = pool is None
-    active = pool or WorkerPool(jobs, store=store)
+    active = pool or WorkerPool(jobs, store=store, sandbox=sandbox)
     hits_before, runs_before = active.hits, active.runs
     finished, total = 0, 0  # total is known once every job is submitted
 
@@ -246,7 +246,7 @@ def _plans(bank: Bank, variants: int, seed: int, result: Generation) -> Iterator
                 result.failures.append(Failure(bank.id, question.id, seed, params, too_slow))
                 continue
             try:
-                with time_limit(RENDER_SECONDS, "rendering this variant's templates"):
+                with bounded(RENDER_SECONDS, "rendering this variant's templates"):
                     plan = _plan(question, params, bank.setup, seed, bank.id)
             except TemplateProblem as exc:
                 result.failures.append(Failure(bank.id, question.id, seed, params, str(exc)))
@@ -652,7 +652,7 @@ def _assemble(bank: Bank, plan: _Plan, results: dict[str, RunResult], seed: int)
     context = {**plan.params, "answer": key_plain, "answer_type": answer_type, "outcome": key_plain}
     stem = plan.stem
     try:
-        with time_limit(RENDER_SECONDS, "rendering the explanation"):
+        with bounded(RENDER_SECONDS, "rendering the explanation"):
             explanation = render(question.explanation, context)
             if question.type in AFTER_RUN:
                 stem = render(question.stem, context)

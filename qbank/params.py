@@ -12,7 +12,7 @@ from typing import Any
 
 from qbank.errors import BankError
 from qbank.models import Question
-from qbank.templating import TemplateProblem, evaluate, time_limit
+from qbank.templating import TemplateProblem, bounded, evaluate
 
 #: Spaces up to this many combinations are enumerated, so the count of valid ones is exact.
 ENUMERATE_LIMIT = 20_000
@@ -65,7 +65,7 @@ def _all_of(constraints: tuple[str, ...]) -> str:
 def sample(question: Question, count: int, seed: int, bank_id: str) -> Sample:
     """Up to `count` distinct parameter sets that satisfy every constraint, chosen by `seed`."""
     try:
-        with time_limit(CONSTRAINT_SECONDS, "evaluating the constraints"):
+        with bounded(CONSTRAINT_SECONDS, "evaluating the constraints"):
             return _sample(question, count, seed, bank_id)
     except TemplateProblem as exc:
         raise BankError(str(exc), question=question.id, field="constraints") from None

@@ -17,7 +17,7 @@ from qbank.generate import code_context, composed, mistake_code
 from qbank.models import ErrorAnswer, Question, Setup, ValueAnswer
 from qbank.params import Params, sample, satisfies
 from qbank.pynames import bound_names, loaded_names
-from qbank.templating import TemplateProblem, evaluate, render_code
+from qbank.templating import RENDER_SECONDS, TemplateProblem, bounded, evaluate, render_code
 
 #: Random parameter sets rendered per question, besides the first and last values of every parameter.
 RANDOM_SETS = 4
@@ -71,7 +71,8 @@ def precheck(question: Question, bank_id: str, bank_setup: Setup | None = None) 
 def _located(question: Question, field: str, params: Params) -> Iterator[None]:
     """A template that cannot be rendered, as a BankError naming the question, the field and the parameters."""
     try:
-        yield
+        with bounded(RENDER_SECONDS, "rendering it"):
+            yield
     except TemplateProblem as exc:
         raise BankError(f"{_for(params)}{exc}", question=question.id, field=field) from None
 

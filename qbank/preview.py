@@ -21,14 +21,22 @@ from qbank.writing import export_files
 
 
 def preview(
-    name: str, load: Callable[[], Bank], out: Path, variants: int, seed: int, *, watch: bool, store: Store | None
+    name: str,
+    load: Callable[[], Bank],
+    out: Path,
+    variants: int,
+    seed: int,
+    *,
+    watch: bool,
+    store: Store | None,
+    sandbox: bool = True,
 ) -> int:
     """Build once, then (with `watch`) again on every change of the bank file named `name`, until interrupted.
 
     `load` reads the bank afresh (the command line's choice of questions applied).
     """
     path = resolve(name).resolve()
-    with WorkerPool(store=store) as pool:
+    with WorkerPool(store=store, sandbox=sandbox) as pool:
         ok = _build(load, out, variants, seed, pool)
         if not watch:
             return 0 if ok else 1

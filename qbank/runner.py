@@ -16,7 +16,6 @@ import secrets
 import select
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qbank.models import RunLimits
+from qbank.sandbox import Launcher, launcher
 from qbank.worker import over_wall_time
 
 #: Seconds a new worker may take to import torch and say it is ready.
@@ -101,9 +101,10 @@ class RunResult:
 
 
 class _Worker:
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, launcher: Launcher) -> None:
         self.mark = ""  # set when the process starts
         self.workdir = workdir
+        self.launcher = launcher
         self.process: subprocess.Popen[bytes] | None = None
         self.buffer = b""
         self.ended = False  # the last _readline met the end of the worker's output
@@ -118,18 +119,21 @@ class _Worker:
         # snippet left behind (daemons in sessions of their own, which a kill of its group does not reach) are found
         # by it and ended too.
         self.mark = f"{MARK}={secrets.token_hex(8)}"
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-        env[MARK] = self.mark.partition("=")[2]
-        # -P: do not put the current folder on sys.path, so the installed qbank is the one that runs.
-        self.process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "qbank.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=self.workdir,
-            env=env,
-            start_new_session=True,  # a Ctrl-C in the terminal reaches the CLI, which stops us cleanly
-        )
+        launch = self.launcher.launch(self.workdir, {MARK: self.mark.partition("=")[2]})
+        try:
+            self.process = subprocess.Popen(
+                launch.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=launch.cwd,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches the CLI, which stops us cleanly
+            )
+        finally:
+            for fd in launch.pass_fds:
+                os.close(fd)
         self.buffer = b""
         self.ended = False
         self.ready = False
@@ -183,6 +187,10 @@ class _Worker:
             end_marked(self.mark)
             return "stopped"
         code = process.returncode
+        said = self.launcher.ended(code)
+        if said:
+            end_marked(self.mark)
+            return said
         if code < 0:  # killed (by us from another thread, or by the system): its snippet's leftovers go too
             end_marked(self.mark)
             try:
@@ -275,15 +283,23 @@ class WorkerPool:
     work); with a `store` whose results cover every job, none starts at all.
     """
 
-    def __init__(self, workers: int | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        store: Store | None = None,
+        *,
+        sandbox: bool = True,
+        launch: Launcher | None = None,
+    ) -> None:
         # More workers than cores only compete for them, and each costs a torch import and its memory.
         self.size = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1))
         self.cache: dict[str, RunResult] = {}
         self.store = store
+        self.launcher = launch or launcher(sandbox)
         self.hits = 0
         self.runs = 0
         self._workdir = tempfile.TemporaryDirectory(prefix="qbank-run-")
-        self._workers = [_Worker(self._workdir.name) for _ in range(self.size)]
+        self._workers = [_Worker(self._workdir.name, self.launcher) for _ in range(self.size)]
         self._spawned = False
 
     def spawn(self) -> None:
@@ -300,11 +316,16 @@ class WorkerPool:
         if key in self.cache:
             return True
         if self.store is not None:
-            result = self.store.get(key)
+            result = self.store.get(self.stored_key(key))
             if result is not None:
                 self.cache[key] = result
                 return True
         return False
+
+    def stored_key(self, key: str) -> str:
+        """A job's key in the store: outcomes from workers started one way are not served to workers started another
+        (a snippet that read a file unsandboxed would hand its content to a sandboxed run)."""
+        return f"{self.launcher.identity}\0{key}"
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -467,7 +488,7 @@ class Session:
 
     def _done(self, job: Job, result: RunResult) -> None:
         if self._pool.store is not None:
-            self._pool.store.put(job.key, result)
+            self._pool.store.put(self._pool.stored_key(job.key), result)
         with self._changed:
             self._last_done = time.perf_counter()
             self._pool.cache[job.key] = result

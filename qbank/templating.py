@@ -6,7 +6,9 @@ defined (StrictUndefined), so a typo in a template is an error rather than an em
 
 from __future__ import annotations
 
+import math
 import re
+import resource
 import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,7 +21,48 @@ from jinja2 import meta
 from jinja2.runtime import new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_env = ImmutableSandboxedEnvironment(
+#: The most bits an integer a template computes may have (10 ** 20000 has 66,439).
+MAX_INT_BITS = 100_000
+#: Seconds the templates of one variant may take to render.
+RENDER_SECONDS = 10.0
+#: The memory a render may add to the process: a template that builds more fails instead of exhausting the machine.
+RENDER_MEMORY_MB = 256
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox, with the operators that build big values checked before they build them: `'a' * 10**10`,
+    `[0] * 10**9` and `10 ** 10 ** 9` fail at once (other ways to a huge value meet the memory bound of `bounded`)."""
+
+    intercepted_binops = frozenset(["*", "**", "+"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _refuse_huge(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _refuse_huge(operator: str, left: Any, right: Any) -> None:
+    sized = (str, bytes, list, tuple)
+    if operator == "*":
+        for items, times in ((left, right), (right, left)):
+            if isinstance(items, sized) and isinstance(times, int) and len(items) * times > MAX_RENDERED:
+                raise TemplateProblem(
+                    f"a value repeated {times:,} times would hold {len(items) * times:,} items; at most "
+                    f"{MAX_RENDERED:,} are allowed"
+                )
+    elif operator == "+":
+        if isinstance(left, sized) and isinstance(right, sized) and len(left) + len(right) > MAX_RENDERED:
+            raise TemplateProblem(f"a value joined here would hold more than {MAX_RENDERED:,} items")
+    elif (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and right > 0
+        and abs(left) > 1
+        and right * math.log2(abs(left)) > MAX_INT_BITS
+    ):
+        raise TemplateProblem(f"a power here would have more than {MAX_INT_BITS:,} bits; at most that is allowed")
+
+
+_env = _Sandbox(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=False,
@@ -53,20 +96,50 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _TooSlow
 
 
+#: What a template needing too much memory is told.
+TOO_BIG = f"needs more than {RENDER_MEMORY_MB} MB (it builds a huge string, list or number)"
+#: Whether a `bounded` block is running (an inner one leaves the outer's bounds in place).
+_bounded = False
+
+
+def _virtual_memory() -> int | None:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[0]) * resource.getpagesize()
+    except OSError:  # not Linux: the block is bounded in time only
+        return None
+
+
 @contextmanager
-def time_limit(seconds: float, what: str) -> Iterator[None]:
-    """Stop the block with a TemplateProblem once it has taken `seconds`: a loop in a template or a constraint
-    must not hang a run. Uses the main thread's real-time timer; elsewhere the block runs without a limit."""
-    if threading.current_thread() is not threading.main_thread():
+def bounded(seconds: float, what: str) -> Iterator[None]:
+    """Stop the block with a TemplateProblem once it has taken `seconds`, or needs `RENDER_MEMORY_MB` more memory: a
+    template or a constraint must neither hang a run nor exhaust the machine. Uses the main thread's real-time timer
+    and the process's address-space limit; elsewhere the block runs without bounds."""
+    global _bounded
+    if _bounded or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    limit = resource.getrlimit(resource.RLIMIT_AS)
+    used = _virtual_memory()
+    if used is not None:
+        allowed = used + RENDER_MEMORY_MB * 1024 * 1024
+        if limit[0] == resource.RLIM_INFINITY or limit[0] > allowed:
+            hard = limit[1]
+            resource.setrlimit(
+                resource.RLIMIT_AS, (allowed if hard == resource.RLIM_INFINITY else min(allowed, hard), hard)
+            )
+    _bounded = True
     try:
         yield
     except _TooSlow:
         raise TooSlow(f"{what} took longer than {seconds:g} s (a loop that runs too long?)") from None
+    except MemoryError:
+        raise TemplateProblem(f"{what} {TOO_BIG}") from None
     finally:
+        _bounded = False
+        resource.setrlimit(resource.RLIMIT_AS, limit)
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
@@ -99,15 +172,26 @@ def _context(template: jinja2.Template, values: Mapping[str, Any]) -> Any:
 
 
 def render(source: str, context: Mapping[str, Any]) -> str:
-    """Render one template; errors become TemplateProblem."""
+    """Render one template; errors become TemplateProblem. Bounded in time and memory (see `bounded`)."""
     if "{" not in source and "\r" not in source:
         # No tag, expression or comment: Jinja gives the text back without its one final newline.
         return source[:-1] if source.endswith("\n") else source
+    if not _bounded:
+        with bounded(RENDER_SECONDS, "rendering the template"):
+            return _render(source, context)
+    return _render(source, context)
+
+
+def _render(source: str, context: Mapping[str, Any]) -> str:
     template = _template(source)
     try:
         text: str = template.environment.concat(template.root_render_func(_context(template, context)))  # type: ignore[attr-defined]
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"template uses an undefined name: {exc.message}") from None
+    except TemplateProblem:
+        raise
+    except MemoryError:
+        raise TemplateProblem(f"the template {TOO_BIG}") from None
     except jinja2.TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
     except Exception as exc:  # arithmetic in a template, e.g. a division by zero
@@ -144,7 +228,14 @@ def render_code(source: str, context: Mapping[str, Any]) -> str:
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
-    """Evaluate one expression such as `hidden != features` or `not batch_first`."""
+    """Evaluate one expression such as `hidden != features` or `not batch_first` (bounded as `render` is)."""
+    if not _bounded:
+        with bounded(RENDER_SECONDS, f"evaluating '{source}'"):
+            return _evaluate(source, context)
+    return _evaluate(source, context)
+
+
+def _evaluate(source: str, context: Mapping[str, Any]) -> Any:
     template = _expression(source)
     try:
         values = _context(template, context)
@@ -153,6 +244,10 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
         return values.vars["result"]
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"expression '{source}' uses an undefined name: {exc.message}") from None
+    except TemplateProblem as exc:
+        raise TemplateProblem(f"expression '{source}': {exc}") from None
+    except MemoryError:
+        raise TemplateProblem(f"expression '{source}' {TOO_BIG}") from None
     except Exception as exc:
         raise TemplateProblem(f"expression '{source}' failed: {type(exc).__name__}: {exc}") from None
 
@@ -165,7 +260,14 @@ def names_used(source: str, *, expression: bool = False) -> set[str]:
     except jinja2.TemplateSyntaxError as exc:
         kind = "expression" if expression else "template"
         raise TemplateProblem(f"{kind} syntax error: {exc.message}", None if expression else exc.lineno) from None
-    return set(meta.find_undeclared_variables(ast))
+    # Listing the names compiles the template, and compiling computes its constant parts: bounded as a render.
+    try:
+        with bounded(RENDER_SECONDS, "reading the template"):
+            return set(meta.find_undeclared_variables(ast))
+    except TemplateProblem:
+        raise
+    except Exception as exc:  # a constant part that fails, e.g. a division by zero
+        raise TemplateProblem(f"template failed: {type(exc).__name__}: {exc}") from None
 
 
 def unknown_names(source: str, known: Iterable[str], *, expression: bool = False) -> list[str]:

@@ -17,6 +17,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -327,12 +328,165 @@ def _end_leftovers() -> None:
                 os.waitpid(pid, 0)
 
 
+#: Set from the environment in a sandboxed worker (see `qbank.sandbox`): the folder a snippet may write in, and the
+#: folders it may read besides.
+_scratch = ""
+_readable: tuple[str, ...] = ()
+#: The largest file a sandboxed snippet may write.
+MAX_FILE_MB = 64
+#: Set when a snippet passed the file-size limit (the kernel's SIGXFSZ); the write itself fails with EFBIG.
+_file_too_large = False
+#: Audit events that start a process or replace this one.
+_PROCESS_EVENTS = frozenset(
+    [
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.posix_spawnp",
+        "os.spawn",
+        "os.exec",
+        "os.system",
+        "subprocess.Popen",
+        "pty.spawn",
+        "os.startfile",
+    ]
+)
+_NETWORK_EVENTS = frozenset(
+    [
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.sendmsg",
+        "socket.getaddrinfo",
+        "socket.gethostbyname",
+        "socket.gethostbyaddr",
+        "socket.getnameinfo",
+    ]
+)
+#: Audit events that change the file system, with the positions of the paths they change.
+_WRITE_EVENTS = {
+    "os.mkdir": (0,),
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.rename": (0, 1),
+    "os.link": (0, 1),
+    "os.symlink": (1,),
+    "os.truncate": (0,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.utime": (0,),
+}
+_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+
+
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == folder or path.startswith(folder + "/") for folder in folders)
+
+
+def _readable_path(path: str) -> bool:
+    if _inside(path, (_scratch, *_readable)) or path in _DEVICES:
+        return True
+    if path.startswith("/proc/"):  # this process's own entries, and the machine's (cpuinfo, meminfo, …)
+        first = path.split("/")[2]
+        return not first.isdigit() or first == str(os.getpid())
+    return False
+
+
+def _refuse(what: str) -> None:
+    raise LimitExceeded(f"the sandbox does not let the code {what}")
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """What a sandboxed snippet tries that the sandbox refuses becomes its failure, saying what it tried (the
+    sandbox itself is the barrier; this names the attempt, which would otherwise read as an ordinary error)."""
+    if not _armed:
+        return
+    if event == "open":
+        path, mode, flags = args
+        if not isinstance(path, str | bytes | os.PathLike):
+            return
+        where = os.path.realpath(os.fsdecode(path))
+        writes = bool(set(mode or "") & set("wax+")) or bool(
+            (flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+        )
+        if writes and not _inside(where, (_scratch,)) and where not in _DEVICES:
+            _refuse(f"write {where} (it may write in its own folder only)")
+        if not _readable_path(where):
+            _refuse(f"open {where} (outside its own folder and the Python and torch it runs with)")
+    elif event in _WRITE_EVENTS:
+        for index in _WRITE_EVENTS[event]:
+            path = args[index] if index < len(args) else None
+            if isinstance(path, str | bytes | os.PathLike):
+                where = os.path.realpath(os.fsdecode(path))
+                if not _inside(where, (_scratch,)):
+                    _refuse(f"change {where} (it may write in its own folder only)")
+    elif event in _PROCESS_EVENTS:
+        _refuse(f"start a process ({event})")
+    elif event in _NETWORK_EVENTS:
+        _refuse(f"use the network ({_network_target(event, args)})")
+    elif event in ("os.kill", "os.killpg", "signal.pthread_kill") and args[0] not in (0, os.getpid()):
+        _refuse(f"signal process {args[0]}")
+
+
+def _network_target(event: str, args: tuple[Any, ...]) -> str:
+    """What a network call was for: `connect to 127.0.0.1:5000`, `look up example.com`."""
+    verb = event.partition(".")[2]
+    if verb in ("getaddrinfo", "gethostbyname", "gethostbyaddr"):
+        host = args[0].decode(errors="replace") if isinstance(args[0], bytes) else args[0]
+        port = args[1] if verb == "getaddrinfo" and len(args) > 1 and args[1] not in (None, 0, "") else None
+        return f"look up {host}" + (f":{port}" if port is not None else "")
+    address = args[1] if len(args) > 1 else None
+    if isinstance(address, tuple) and len(address) >= 2:
+        address = f"{address[0]}:{address[1]}"
+    return f"{verb} {address}" if address is not None else verb
+
+
+def _on_file_size(signum: int, frame: Any) -> None:
+    global _file_too_large
+    _file_too_large = True
+
+
+def _enter_sandbox() -> None:
+    """Limits and the audit hook of a sandboxed worker; called once torch is imported."""
+    global _scratch, _readable
+    _scratch = os.environ["QBANK_SCRATCH"]
+    _readable = tuple(folder for folder in os.environ.get("QBANK_READABLE", "").split(os.pathsep) if folder)
+    for limit, value in ((resource.RLIMIT_FSIZE, MAX_FILE_MB * 1024 * 1024), (resource.RLIMIT_NOFILE, 256)):
+        _, hard = resource.getrlimit(limit)
+        resource.setrlimit(limit, (value if hard == resource.RLIM_INFINITY else min(value, hard), hard))
+    signal.signal(signal.SIGXFSZ, _on_file_size)
+    sys.addaudithook(_audit)
+
+
+def _leave_scratch(reply: dict[str, Any]) -> None:
+    """After a sandboxed snippet: a full folder or too large a file fails it; then its folder is emptied, so the
+    next snippet sees nothing of it."""
+    global _file_too_large
+    if reply.get("failure") is None:
+        space = os.statvfs(_scratch)
+        if _file_too_large:
+            reply["failure"] = f"the code wrote a file larger than the sandbox's limit of {MAX_FILE_MB} MB"
+        elif space.f_bavail * space.f_frsize < 64 * 1024:
+            size = space.f_blocks * space.f_frsize // (1024 * 1024)
+            reply["failure"] = f"the code filled the {size} MB the sandbox lets it write"
+    _file_too_large = False
+    for entry in os.scandir(_scratch):
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+
+
 def _virtual_memory() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def main() -> None:
+    # A worker started while its parent ran a bounded render inherited the parent's address-space limit.
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
     proto_in: BinaryIO = os.fdopen(os.dup(0), "rb")
     proto_out: BinaryIO = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -352,6 +506,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     base_memory = _virtual_memory()
     adopting = _adopt_orphans()
+    if os.environ.get("QBANK_SCRATCH"):
+        _enter_sandbox()
     proto_out.write(b'{"ready": true}\n')
     proto_out.flush()
     for line in proto_in:
@@ -364,6 +520,8 @@ def main() -> None:
                 reply = {"stdout": "", "error": None, "failure": str(exc), "seconds": 0.0}
             if adopting:
                 _end_leftovers()
+            if _scratch:
+                _leave_scratch(reply)
             proto_out.write(json.dumps(reply).encode() + b"\n")
             proto_out.flush()
 

@@ -82,8 +82,8 @@ def test_state_does_not_leak_between_runs(pool: WorkerPool) -> None:
 
 
 def test_two_workers_share_a_batch() -> None:
-    with WorkerPool(2) as fresh:
-        jobs = [Job(f"import os\nprint(os.getpid())\n# {i}") for i in range(40)]
+    with WorkerPool(2) as fresh:  # each sandboxed worker is pid 2 of its own namespace: told apart by its mark
+        jobs = [Job(f"import os\nprint(os.environ['QBANK_WORKER_MARK'])\n# {i}") for i in range(40)]
         results = fresh.run(jobs)
         assert len({results[job.key].stdout for job in jobs}) == 2
         assert fresh.runs == 40
@@ -215,7 +215,8 @@ def assert_ends_soon(pid: int) -> None:
     raise AssertionError(f"the daemon {pid} was still running")
 
 
-def test_a_snippet_that_daemonizes_leaves_nothing_running(pool: WorkerPool, tmp_path: Path) -> None:
+def test_a_snippet_that_daemonizes_leaves_nothing_running(tmp_path: Path) -> None:
+    """Without the sandbox (which refuses a new process: see test_sandbox), a daemon is ended with its snippet."""
     marker = tmp_path / "daemon.pid"
     code = (
         daemon_code(marker)
@@ -226,12 +227,14 @@ print("started a daemon")
 """
     )
     job = Job(code, limits=FAST)
-    assert pool.run([job])[job.key].stdout == "started a daemon\n"
+    with WorkerPool(1, sandbox=False) as trusted:
+        assert trusted.run([job])[job.key].stdout == "started a daemon\n"
     assert_ends_soon(int(marker.read_text()))
 
 
 def test_a_daemon_of_a_worker_that_had_to_be_killed_is_ended_too(tmp_path: Path) -> None:
-    """The snippet blocks the worker's own time limits, so the parent kills the worker; its daemon goes as well."""
+    """The snippet blocks the worker's own time limits, so the parent kills the worker; its daemon goes as well
+    (without the sandbox, which allows no daemon)."""
     marker = tmp_path / "daemon.pid"
     code = (
         daemon_code(marker)
@@ -241,7 +244,7 @@ time.sleep(60)
 """
     )
     job = Job(code, limits=RunLimits(cpu_seconds=1, wall_seconds=1, memory_mb=512))
-    with WorkerPool(1) as one:
+    with WorkerPool(1, sandbox=False) as one:
         result = one.run([job])[job.key]
     assert result.failure is not None
     assert_ends_soon(int(marker.read_text()))
